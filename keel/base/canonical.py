@@ -1,0 +1,23 @@
+"""Canonical JSON (RFC 8785): the stable bytes that manifests are hashed and stored as."""
+
+from __future__ import annotations
+
+import json
+from typing import TypeAlias
+
+JsonValue: TypeAlias = (
+    "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+)
+
+
+def canonical_json(value: object) -> bytes:
+    """Serialise ``value`` to RFC 8785 canonical JSON bytes (sorted keys, no spaces, UTF-8)."""
+    import rfc8785
+
+    return bytes(rfc8785.dumps(value))
+
+
+def loads(data: bytes | str) -> JsonValue:
+    """Parse JSON text."""
+    result: JsonValue = json.loads(data)
+    return result

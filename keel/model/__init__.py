@@ -1,0 +1,1 @@
+"""Layer 1: immutable value types shared by every stage."""

@@ -1,0 +1,62 @@
+"""A fully resolved, validated run plan: everything needed to execute and to record a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from keel.base.canonical import JsonValue
+from keel.model.params import ResolvedParam
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputSpec:
+    """A declared input path (relative to the project root); ``store=False`` keeps only its digest."""
+
+    path: str
+    store: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricSpec:
+    """A declared metric with its goal and the tolerance used when comparing runs."""
+
+    name: str
+    goal: Literal["max", "min"]
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPlan:
+    """The resolved experiment a run will execute. Built by ``keel.resolve``; never mutated."""
+
+    project: str
+    project_root: Path
+    spec_file: Path
+    spec_digest: str
+    experiment: str
+    experiment_def: dict[str, JsonValue]
+    profile: str
+    profile_def: dict[str, JsonValue]
+    strict: bool
+    params: tuple[ResolvedParam, ...]
+    seed: int
+    seed_source: Literal["experiment", "cli", "default"]
+    argv: tuple[str, ...] | None
+    entrypoint: str | None
+    cwd: Path
+    inputs: tuple[InputSpec, ...] = ()
+    outputs: tuple[str, ...] = ()
+    metrics_file: str | None = None
+    metrics: tuple[MetricSpec, ...] = ()
+    env_allow: tuple[str, ...] = ()
+    why: str | None = None
+    tags: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def param_values(self) -> dict[str, JsonValue]:
+        """``{name: value}`` of the resolved parameters."""
+        return {p.name: p.value for p in self.params}
