@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from typing import TypeAlias
 
-JsonValue: TypeAlias = (
-    "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
-)
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 
 def canonical_json(value: object) -> bytes:
     """Serialise ``value`` to RFC 8785 canonical JSON bytes (sorted keys, no spaces, UTF-8)."""
     import rfc8785
 
-    return bytes(rfc8785.dumps(value))
+    return bytes(rfc8785.dumps(value))  # type: ignore[arg-type]  # rfc8785 validates at runtime
 
 
 def loads(data: bytes | str) -> JsonValue:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from keel.errors import UserError
 
@@ -42,10 +42,16 @@ class Digest:
         return cls(algorithm, hexdigest)
 
 
-def _hasher():  # type: ignore[no-untyped-def]
+class _Blake3(Protocol):
+    def update(self, data: bytes | memoryview, /) -> object: ...
+    def hexdigest(self) -> str: ...
+
+
+def _hasher() -> _Blake3:
     import blake3  # 1 ms import; kept local so `keel --help` never pays for it
 
-    return blake3.blake3()
+    hasher: _Blake3 = blake3.blake3()
+    return hasher
 
 
 class Hasher:

@@ -12,7 +12,7 @@ from keel.model.params import ResolvedParam
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputSpec:
-    """A declared input path (relative to the project root); ``store=False`` keeps only its digest."""
+    """A declared input (path relative to the project root); ``store=False`` keeps only a digest."""
 
     path: str
     store: bool = True

@@ -1,0 +1,302 @@
+"""The run use case: resolve, capture before, execute, capture after, seal, record.
+
+The run never touches the metadata database: it writes objects and refs only
+(``active/<id>`` while running, ``runs/<id>`` when sealed, ``pending/<id>`` until indexed).
+The index catches up on the next read (see ``keel.ops.sync``). This keeps SQLAlchemy off the
+run path and means parallel runs never contend for a database lock.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keel import __version__
+from keel.base.canonical import JsonValue, canonical_json
+from keel.base.clock import iso
+from keel.base.digest import Digest
+from keel.capture.data import hash_path, store_path
+from keel.capture.environment import allowed_env, capture_environment
+from keel.capture.git import capture_code
+from keel.capture.hardware import capture_hardware
+from keel.capture.seeds import HASHSEED_DERIVATION, pythonhashseed
+from keel.errors import StrictViolation
+from keel.execute import inrun
+from keel.execute.executor import ExecRequest, Executor, OutputCallback, _ignore_output
+from keel.execute.local import LocalExecutor
+from keel.model.manifest import (
+    ConfigInfo,
+    ExecutorInfo,
+    InputRecord,
+    Manifest,
+    RunInfo,
+    SeedInfo,
+)
+from keel.model.plan import RunPlan
+from keel.model.run import RunStatus, new_run_id
+from keel.ops.seal import file_record, seal_after
+from keel.ops.workspace import Workspace
+from keel.resolve.resolve import resolve_run
+
+EventCallback = Callable[[str, Mapping[str, JsonValue]], None]
+
+
+def _no_event(kind: str, data: Mapping[str, JsonValue]) -> None:
+    """The default progress callback: do nothing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """What the user asked for."""
+
+    experiment: str
+    overrides: Mapping[str, str] = field(default_factory=dict)
+    seed: int | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """The sealed run: its manifest and the digest that seals it."""
+
+    manifest: Manifest
+    digest: Digest
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self.manifest.run.id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Before:
+    code: dict[str, JsonValue]
+    environment: dict[str, JsonValue]
+    hardware: dict[str, JsonValue]
+    inputs: tuple[InputRecord, ...]
+
+
+def run_experiment(
+    ws: Workspace,
+    request: RunRequest,
+    *,
+    executor: Executor | None = None,
+    on_output: OutputCallback = _ignore_output,
+    on_event: EventCallback = _no_event,
+) -> RunOutcome:
+    """Run one experiment and seal its manifest; returns even when the user's command fails.
+
+    Raises:
+        keel.errors.ValidationError: bad spec or parameters (nothing ran, nothing stored).
+        keel.errors.StrictViolation: a strict profile refused to start.
+    """
+    executor = executor or LocalExecutor()
+    plan = resolve_run(
+        ws.project,
+        experiment=request.experiment,
+        profile=ws.profile,
+        overrides=request.overrides,
+        seed=request.seed,
+        why=request.why,
+    )
+    run_id = new_run_id()
+    created = ws.clock.now()
+    before = _capture_before(ws, plan)
+    _enforce_strict(plan, before)
+    hashseed, hashseed_source = pythonhashseed(plan.seed, ws.environ)
+    start = _start_manifest(
+        ws,
+        plan,
+        run_id=run_id,
+        created=iso(created),
+        before=before,
+        executor=executor,
+        hashseed=(hashseed, hashseed_source),
+    )
+    run_dir = ws.store_root / "work" / run_id
+    run_dir.mkdir(parents=True)
+    try:
+        _record_start(ws, start)
+        on_event("started", {"run_id": run_id, "experiment": plan.experiment})
+        env = _child_env(ws, plan, run_id=run_id, run_dir=run_dir, hashseed=hashseed)
+        (run_dir / inrun.PARAMS_FILE).write_text(json.dumps(plan.param_values), "utf-8")
+        result = executor.execute(
+            ExecRequest(
+                argv=_argv(plan),
+                cwd=plan.cwd,
+                env=env,
+                stdout_path=run_dir / "stdout.log",
+                stderr_path=run_dir / "stderr.log",
+                timeout_s=plan.timeout_s,
+                on_output=on_output,
+            )
+        )
+        on_event("ended", {"run_id": run_id, "status": result.status.value})
+        manifest = seal_after(ws, plan, start=start, before=before, result=result, run_dir=run_dir)
+        digest = _record_end(ws, manifest)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return RunOutcome(manifest=manifest, digest=digest)
+
+
+def _capture_before(ws: Workspace, plan: RunPlan) -> _Before:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        code = pool.submit(capture_code, plan.project_root, ws.objects)
+        env = pool.submit(
+            capture_environment,
+            project_root=plan.project_root,
+            env_allow=plan.env_allow,
+            environ=ws.environ,
+            cache_dir=ws.store_root / "cache",
+        )
+        hardware = pool.submit(capture_hardware)
+        inputs = tuple(_capture_input(ws, plan, spec.path, spec.store) for spec in plan.inputs)
+        return _Before(
+            code=code.result(),
+            environment=env.result(),
+            hardware=hardware.result(),
+            inputs=inputs,
+        )
+
+
+def _capture_input(ws: Workspace, plan: RunPlan, rel: str, store: bool) -> InputRecord:
+    path = plan.project_root / rel
+    record = store_path(path, ws.objects) if store else hash_path(path)
+    return file_record(InputRecord, rel, record)
+
+
+def _enforce_strict(plan: RunPlan, before: _Before) -> None:
+    if not plan.strict:
+        return
+    problems = []
+    if not before.code.get("captured"):
+        problems.append(f"code state not captured ({before.code.get('reason')})")
+    elif before.code.get("dirty"):
+        files = before.code.get("diff_files") or []
+        untracked = [
+            u["path"]
+            for u in before.code.get("untracked") or []  # type: ignore[union-attr]
+            if isinstance(u, dict)
+        ]
+        listed = ", ".join(str(f) for f in [*files, *untracked][:5])  # type: ignore[misc]
+        problems.append(f"the working tree has uncommitted changes ({listed})")
+    missing = [i.path for i in before.inputs if i.kind == "missing"]
+    if missing:
+        problems.append("missing inputs: " + ", ".join(missing))
+    if problems:
+        raise StrictViolation(
+            f"profile '{plan.profile}' is strict and refused to run: "
+            + "; ".join(problems)
+            + ". Commit or stash the changes, restore the inputs, or use a non-strict profile"
+        )
+
+
+def _start_manifest(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    run_id: str,
+    created: str,
+    before: _Before,
+    executor: Executor,
+    hashseed: tuple[str, str],
+) -> Manifest:
+    return Manifest(
+        run=RunInfo(
+            id=run_id,
+            project=plan.project,
+            experiment=plan.experiment,
+            status=RunStatus.RUNNING,
+            created_at=created,
+            host=socket.gethostname(),
+            user=_user(),
+            pid=os.getpid(),
+            keel_version=__version__,
+            executor=ExecutorInfo(name=executor.name, parallelism=executor.parallelism),
+            profile=plan.profile,
+            why=plan.why,
+            tags=plan.tags,
+        ),
+        config=ConfigInfo(
+            params={p.name: p.as_json() for p in plan.params},  # type: ignore[misc]
+            experiment=plan.experiment_def,
+            profile=plan.profile_def,
+            command=_argv(plan) if plan.argv else None,
+            entrypoint=plan.entrypoint,
+            cwd=os.path.relpath(plan.cwd, plan.project_root),
+            spec_file=os.path.relpath(plan.spec_file, plan.project_root),
+            spec_digest=plan.spec_digest,
+        ),
+        seeds=SeedInfo(
+            root=plan.seed,
+            source=plan.seed_source,
+            derivation=HASHSEED_DERIVATION,
+            pythonhashseed=hashseed[0],
+            pythonhashseed_source="user" if hashseed[1] == "user" else "derived",
+        ),
+        code=before.code,
+        inputs=before.inputs,
+        environment=before.environment,
+        hardware=before.hardware,
+        not_captured=_not_captured(before),
+    )
+
+
+def _not_captured(before: _Before) -> dict[str, str]:
+    facets = {"code": before.code, "environment": before.environment, "hardware": before.hardware}
+    return {k: str(v.get("reason")) for k, v in facets.items() if not v.get("captured")}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _argv(plan: RunPlan) -> tuple[str, ...]:
+    if plan.argv is not None:
+        return plan.argv
+    assert plan.entrypoint is not None
+    return (sys.executable, "-m", "keel.execute.entry", plan.entrypoint)
+
+
+def _child_env(
+    ws: Workspace, plan: RunPlan, *, run_id: str, run_dir: Path, hashseed: str
+) -> dict[str, str]:
+    env = dict(ws.environ)
+    env.update(plan.extra_env)
+    env.update(allowed_env(ws.environ, plan.env_allow))
+    # `python` in a command means the interpreter keel runs in: the one whose packages we record.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env.update(
+        KEEL_RUN_ID=run_id,
+        KEEL_RUN_DIR=str(run_dir),
+        KEEL_SEED=str(plan.seed),
+        KEEL_EXPERIMENT=plan.experiment,
+        PYTHONHASHSEED=hashseed,
+    )
+    return env
+
+
+def _record_start(ws: Workspace, start: Manifest) -> None:
+    digest = ws.objects.put_bytes(canonical_json(start.to_json()))
+    ws.objects.set_ref(f"active/{start.run.id}", digest)
+    ws.objects.set_ref(f"pending/{start.run.id}", digest)
+
+
+def _record_end(ws: Workspace, manifest: Manifest) -> Digest:
+    digest = ws.objects.put_bytes(canonical_json(manifest.to_json()))
+    run_id = manifest.run.id
+    ws.objects.set_ref(f"runs/{run_id}", digest, create_only=True)
+    ws.objects.set_ref(f"pending/{run_id}", digest)
+    ws.objects.delete_ref(f"active/{run_id}")
+    return digest
