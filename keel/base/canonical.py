@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import TypeAlias
+from typing import Union
 
-JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
+from typing_extensions import TypeAliasType
+
+# A TypeAliasType so that both mypy and pydantic (reading manifests back) understand it.
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "Union[bool, int, float, str, list[JsonValue], dict[str, JsonValue], None]",  # noqa: UP007
+)
 
 
 def canonical_json(value: object) -> bytes:

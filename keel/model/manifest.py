@@ -6,78 +6,94 @@ whenever a field changes meaning; readers upgrade older versions through ``upgra
 
 Facet sections (``code``, ``environment``, ``hardware``) are open JSON objects: each carries
 ``captured: true`` or ``captured: false`` with a ``reason``, so a missing facet is explicit.
+
+The types are frozen dataclasses so that writing a manifest (on every `keel run`) costs no
+schema building; reading one back (``Manifest.from_json``) validates it strictly with pydantic,
+which is imported only then.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
-
+from keel.base.canonical import JsonValue
 from keel.model.run import RunStatus
 
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
 SCHEMA_VERSION = 1
+_FORBID: dict[str, str] = {"extra": "forbid"}  # pydantic config: unknown fields are errors
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ExecutorInfo(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutorInfo:
     """Which executor ran the run, with what parallelism, on which worker."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     name: str
     parallelism: int = 1
     worker: str | None = None
 
 
-class RunInfo(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
     """Identity, lifecycle and context of the run."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     id: str
     project: str
     experiment: str
     status: RunStatus
     created_at: str
+    host: str
+    user: str
+    keel_version: str
+    executor: ExecutorInfo
+    profile: str
     started_at: str | None = None
     ended_at: str | None = None
     duration_s: float | None = None
     exit_code: int | None = None
     signal: str | None = None
-    host: str
-    user: str
     pid: int | None = None
-    keel_version: str
-    executor: ExecutorInfo
-    profile: str
     why: str | None = None
     tags: tuple[str, ...] = ()
     reproduces: str | None = None
 
 
-class ParamValue(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamValue:
     """A resolved parameter and the layer it came from."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     value: JsonValue
     source: str
 
 
-class ConfigInfo(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigInfo:
     """The resolved configuration and how it was obtained."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     params: dict[str, ParamValue]
     experiment: dict[str, JsonValue]
     profile: dict[str, JsonValue]
-    command: tuple[str, ...] | None = None
-    entrypoint: str | None = None
     cwd: str
     spec_file: str
     spec_digest: str
+    command: tuple[str, ...] | None = None
+    entrypoint: str | None = None
 
 
-class SeedInfo(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeedInfo:
     """The root seed, how it was derived, and what the run seeded with it."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     root: int
     source: str
     derivation: str
@@ -86,9 +102,11 @@ class SeedInfo(_Frozen):
     seeded: tuple[dict[str, JsonValue], ...] = ()
 
 
-class FileRecord(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileRecord:
     """A captured file or folder: where, what digest, whether the bytes are in the store."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     path: str
     kind: Literal["file", "dir", "missing"]
     digest: str | None = None
@@ -97,6 +115,7 @@ class FileRecord(_Frozen):
     stored: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputRecord(FileRecord):
     """An input, hashed before the run and again after it."""
 
@@ -104,35 +123,41 @@ class InputRecord(FileRecord):
     changed_during_run: bool = False
 
 
-class LogRecord(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
     """A captured output stream."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     digest: str
     size: int
 
 
-class MetricPoint(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricPoint:
     """One logged value of a metric series."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     value: float
     step: int | None = None
 
 
-class MetricRecord(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricRecord:
     """A metric's final value, its series and its declared goal and tolerance."""
 
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     value: float
+    source: Literal["file", "api"]
     series: tuple[MetricPoint, ...] = ()
     goal: Literal["max", "min"] | None = None
     tolerance: float | None = None
-    source: Literal["file", "api"]
 
 
-class Manifest(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
     """Everything that produced one run, sealed by the digest of its canonical JSON."""
 
-    schema_version: int = Field(default=SCHEMA_VERSION)
-    kind: Literal["keel.run"] = "keel.run"
+    __pydantic_config__: ClassVar[dict[str, str]] = _FORBID
     run: RunInfo
     config: ConfigInfo
     seeds: SeedInfo
@@ -142,27 +167,66 @@ class Manifest(_Frozen):
     hardware: dict[str, JsonValue]
     outputs: tuple[FileRecord, ...] = ()
     artifacts: tuple[FileRecord, ...] = ()
-    metrics: dict[str, MetricRecord] = Field(default_factory=dict)
-    logs: dict[str, LogRecord] = Field(default_factory=dict)
+    metrics: dict[str, MetricRecord] = field(default_factory=dict)
+    logs: dict[str, LogRecord] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
-    not_captured: dict[str, str] = Field(default_factory=dict)
+    not_captured: dict[str, str] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["keel.run"] = "keel.run"
 
     def to_json(self) -> dict[str, JsonValue]:
         """The JSON form that is canonicalised and stored."""
-        data: dict[str, JsonValue] = self.model_dump(mode="json")
+        data = _jsonable(self)
+        assert isinstance(data, dict)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, JsonValue]) -> Manifest:
-        """Read a stored manifest, upgrading older schema versions first."""
-        return cls.model_validate(upgrade(data))
+        """Read a stored manifest, upgrading older schema versions first.
+
+        Raises:
+            keel.errors.UserError: the data is not a manifest this keel can read.
+        """
+        from pydantic import ValidationError as PydanticError
+
+        from keel.errors import UserError
+
+        try:
+            return _adapter().validate_python(upgrade(data))
+        except PydanticError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UserError(
+                f"manifest is not valid ({exc.error_count()} problems; first: {where}: "
+                f"{first['msg']}); it was not written by this keel version or was edited"
+            ) from exc
+
+
+def _adapter() -> TypeAdapter[Manifest]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Manifest)
+
+
+def _jsonable(value: object) -> JsonValue:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"manifest field of type {type(value).__name__} is not JSON")
 
 
 def upgrade(data: dict[str, JsonValue]) -> dict[str, JsonValue]:
     """Bring a stored manifest up to ``SCHEMA_VERSION``.
 
     Raises:
-        keel.errors.UserError: for a manifest written by a newer keel.
+        keel.errors.UserError: for a manifest written by a newer keel, or not a manifest.
     """
     from keel.errors import UserError
 

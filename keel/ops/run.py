@@ -37,6 +37,7 @@ from keel.model.manifest import (
     ExecutorInfo,
     InputRecord,
     Manifest,
+    ParamValue,
     RunInfo,
     SeedInfo,
 )
@@ -226,7 +227,7 @@ def _start_manifest(
             tags=plan.tags,
         ),
         config=ConfigInfo(
-            params={p.name: p.as_json() for p in plan.params},  # type: ignore[misc]
+            params={p.name: ParamValue(value=p.value, source=p.layer.value) for p in plan.params},
             experiment=plan.experiment_def,
             profile=plan.profile_def,
             command=_argv(plan) if plan.argv else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -49,31 +50,29 @@ def seal_after(
         specs=plan.metrics,
     )
     flags.extend(problems)
-    seeds = start.seeds.model_copy(update={"seeded": read_seeded(run_dir / inrun.SEEDED_FILE)})
-    run = start.run.model_copy(
-        update={
-            "status": result.status,
-            "started_at": iso(result.started_at),
-            "ended_at": iso(result.ended_at),
-            "duration_s": result.duration_s,
-            "exit_code": result.exit_code,
-            "signal": result.signal,
-        }
+    seeds = replace(start.seeds, seeded=read_seeded(run_dir / inrun.SEEDED_FILE))
+    run = replace(
+        start.run,
+        status=result.status,
+        started_at=iso(result.started_at),
+        ended_at=iso(result.ended_at),
+        duration_s=result.duration_s,
+        exit_code=result.exit_code,
+        signal=result.signal,
     )
     if result.reason and result.status.value != "succeeded":
         flags.append(f"run {result.status.value}: {result.reason}")
-    return start.model_copy(
-        update={
-            "run": run,
-            "seeds": seeds,
-            "code": code,
-            "inputs": inputs,
-            "outputs": outputs,
-            "artifacts": _artifacts(ws, plan, run_dir, flags),
-            "metrics": metrics,
-            "logs": _logs(ws, run_dir),
-            "flags": tuple(flags),
-        }
+    return replace(
+        start,
+        run=run,
+        seeds=seeds,
+        code=code,
+        inputs=inputs,
+        outputs=outputs,
+        artifacts=_artifacts(ws, plan, run_dir, flags),
+        metrics=metrics,
+        logs=_logs(ws, run_dir),
+        flags=tuple(flags),
     )
 
 
@@ -83,7 +82,7 @@ _RECORD_KEYS = ("kind", "digest", "size", "files", "stored")
 
 def file_record(cls: type[R], rel: str, record: Mapping[str, JsonValue]) -> R:
     """A manifest file record (``FileRecord`` or ``InputRecord``) from a capture.data record."""
-    return cls.model_validate({"path": rel, **{k: record[k] for k in _RECORD_KEYS if k in record}})
+    return cls(path=rel, **{k: record[k] for k in _RECORD_KEYS if k in record})  # type: ignore[arg-type]
 
 
 def _recheck_input(rec: InputRecord, plan: RunPlan, flags: list[str]) -> InputRecord:
@@ -94,11 +93,10 @@ def _recheck_input(rec: InputRecord, plan: RunPlan, flags: list[str]) -> InputRe
     changed = digest_after != rec.digest
     if changed:
         flags.append(f"input {rec.path} changed during run")
-    return rec.model_copy(
-        update={
-            "digest_after": digest_after if isinstance(digest_after, str) else None,
-            "changed_during_run": changed,
-        }
+    return replace(
+        rec,
+        digest_after=digest_after if isinstance(digest_after, str) else None,
+        changed_during_run=changed,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 
 from keel.base.canonical import canonical_json, loads
 from keel.base.clock import iso
@@ -115,13 +116,9 @@ def _started_after(pid: int, created_at: str) -> bool:
 
 def seal_lost(ws: Workspace, start: Manifest) -> Manifest:
     """Seal a run whose keel process died: status ``lost``, from what was captured before it."""
-    run = start.run.model_copy(update={"status": RunStatus.LOST, "ended_at": iso(ws.clock.now())})
-    lost = start.model_copy(
-        update={
-            "run": run,
-            "flags": (*start.flags, "keel process ended without recording the run's end"),
-        }
-    )
+    run = replace(start.run, status=RunStatus.LOST, ended_at=iso(ws.clock.now()))
+    flag = "keel process ended without recording the run's end"
+    lost = replace(start, run=run, flags=(*start.flags, flag))
     digest = ws.objects.put_bytes(canonical_json(lost.to_json()))
     if not ws.objects.set_ref(f"runs/{run.id}", digest, create_only=True):
         existing = ws.objects.get_ref(f"runs/{run.id}")
