@@ -56,6 +56,35 @@ class RunPlan:
     timeout_s: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, JsonValue]:
+        """A JSON form from which the plan cache rebuilds an equal plan."""
+        return {
+            "project": self.project,
+            "project_root": str(self.project_root),
+            "spec_file": str(self.spec_file),
+            "spec_digest": self.spec_digest,
+            "experiment": self.experiment,
+            "experiment_def": self.experiment_def,
+            "profile": self.profile,
+            "profile_def": self.profile_def,
+            "strict": self.strict,
+            "params": [[p.name, p.value, p.layer.value] for p in self.params],
+            "seed": self.seed,
+            "seed_source": self.seed_source,
+            "argv": list(self.argv) if self.argv is not None else None,
+            "entrypoint": self.entrypoint,
+            "cwd": str(self.cwd),
+            "inputs": [[i.path, i.store] for i in self.inputs],
+            "outputs": list(self.outputs),
+            "metrics_file": self.metrics_file,
+            "metrics": [[m.name, m.goal, m.tolerance] for m in self.metrics],
+            "env_allow": list(self.env_allow),
+            "why": self.why,
+            "tags": list(self.tags),
+            "timeout_s": self.timeout_s,
+            "extra_env": dict(self.extra_env),
+        }
+
     @property
     def param_values(self) -> dict[str, JsonValue]:
         """``{name: value}`` of the resolved parameters."""

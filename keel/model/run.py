@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,8 +32,13 @@ def new_run_id(now: float | None = None) -> str:
     """A short, time-sortable run id: 7 chars of seconds since 2020 + 5 random chars."""
     seconds = int((time.time() if now is None else now) - 1_577_836_800)
     head = _b32(max(seconds, 0), 7)
-    tail = _b32(secrets.randbits(25), 5)
+    tail = _b32(int.from_bytes(os.urandom(4), "big") >> 7, 5)  # 25 random bits
     return head + tail
+
+
+def hostname() -> str:
+    """This machine's host name, as recorded in manifests (``uname -n``)."""
+    return os.uname().nodename
 
 
 def _b32(value: int, width: int) -> str:

@@ -8,11 +8,9 @@ run path and means parallel runs never contend for a database lock.
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +20,7 @@ from pathlib import Path
 from keel import __version__
 from keel.base.canonical import JsonValue, canonical_json
 from keel.base.clock import iso
-from keel.base.digest import Digest
+from keel.base.digest import Digest, hash_bytes, hash_file
 from keel.capture.data import hash_path, store_path
 from keel.capture.environment import allowed_env, capture_environment
 from keel.capture.git import capture_code
@@ -42,10 +40,10 @@ from keel.model.manifest import (
     SeedInfo,
 )
 from keel.model.plan import RunPlan
-from keel.model.run import RunStatus, new_run_id
+from keel.model.run import RunStatus, hostname, new_run_id
 from keel.ops.seal import file_record, seal_after
 from keel.ops.workspace import Workspace
-from keel.resolve.resolve import resolve_run
+from keel.resolve.plancache import load_plan, plan_key, save_plan
 
 EventCallback = Callable[[str, Mapping[str, JsonValue]], None]
 
@@ -100,18 +98,11 @@ def run_experiment(
         keel.errors.StrictViolation: a strict profile refused to start.
     """
     executor = executor or LocalExecutor()
-    plan = resolve_run(
-        ws.project,
-        experiment=request.experiment,
-        profile=ws.profile,
-        overrides=request.overrides,
-        seed=request.seed,
-        why=request.why,
-    )
+    plan = resolve_plan(ws, request)
     run_id = new_run_id()
     created = ws.clock.now()
+    _enforce_strict(plan)
     before = _capture_before(ws, plan)
-    _enforce_strict(plan, before)
     hashseed, hashseed_source = pythonhashseed(plan.seed, ws.environ)
     start = _start_manifest(
         ws,
@@ -148,6 +139,34 @@ def run_experiment(
     return RunOutcome(manifest=manifest, digest=digest)
 
 
+def resolve_plan(ws: Workspace, request: RunRequest) -> RunPlan:
+    """The request's plan: from the plan cache when keel.yaml and the request are unchanged."""
+    key = plan_key(
+        spec_digest=ws.facts.digest,
+        spec_file=ws.facts.spec_file,
+        keel_version=__version__,
+        experiment=request.experiment,
+        profile=ws.profile,
+        overrides=request.overrides,
+        seed=request.seed,
+        why=request.why,
+    )
+    plan = load_plan(ws.cache_dir, key)
+    if plan is None:
+        from keel.resolve.resolve import resolve_run
+
+        plan = resolve_run(
+            ws.project,
+            experiment=request.experiment,
+            profile=ws.profile,
+            overrides=request.overrides,
+            seed=request.seed,
+            why=request.why,
+        )
+        save_plan(ws.cache_dir, key, plan)
+    return plan
+
+
 def _capture_before(ws: Workspace, plan: RunPlan) -> _Before:
     with ThreadPoolExecutor(max_workers=3) as pool:
         code = pool.submit(capture_code, plan.project_root, ws.objects)
@@ -174,22 +193,31 @@ def _capture_input(ws: Workspace, plan: RunPlan, rel: str, store: bool) -> Input
     return file_record(InputRecord, rel, record)
 
 
-def _enforce_strict(plan: RunPlan, before: _Before) -> None:
+class _DigestOnly:
+    """A BlobSink that only computes digests: a strict pre-flight must store nothing."""
+
+    def put_bytes(self, data: bytes) -> Digest:
+        return hash_bytes(data)
+
+    def put_file(self, path: Path) -> Digest:
+        return hash_file(path)[0]
+
+
+def _enforce_strict(plan: RunPlan) -> None:
+    """Refuse to start under a strict profile with a dirty tree or a missing input."""
     if not plan.strict:
         return
     problems = []
-    if not before.code.get("captured"):
-        problems.append(f"code state not captured ({before.code.get('reason')})")
-    elif before.code.get("dirty"):
-        files = before.code.get("diff_files") or []
-        untracked = [
-            u["path"]
-            for u in before.code.get("untracked") or []  # type: ignore[union-attr]
-            if isinstance(u, dict)
-        ]
-        listed = ", ".join(str(f) for f in [*files, *untracked][:5])  # type: ignore[misc]
-        problems.append(f"the working tree has uncommitted changes ({listed})")
-    missing = [i.path for i in before.inputs if i.kind == "missing"]
+    code = capture_code(plan.project_root, _DigestOnly())
+    if not code.get("captured"):
+        problems.append(f"code state not captured ({code.get('reason')})")
+    elif code.get("dirty"):
+        untracked = code.get("untracked")
+        changed = [str(f) for f in code.get("diff_files") or []]  # type: ignore[union-attr]
+        if isinstance(untracked, list):
+            changed += [str(u.get("path")) for u in untracked if isinstance(u, dict)]
+        problems.append(f"the working tree has uncommitted changes ({', '.join(changed[:5])})")
+    missing = [i.path for i in plan.inputs if not (plan.project_root / i.path).exists()]
     if missing:
         problems.append("missing inputs: " + ", ".join(missing))
     if problems:
@@ -217,7 +245,7 @@ def _start_manifest(
             experiment=plan.experiment,
             status=RunStatus.RUNNING,
             created_at=created,
-            host=socket.gethostname(),
+            host=hostname(),
             user=_user(),
             pid=os.getpid(),
             keel_version=__version__,
@@ -257,9 +285,15 @@ def _not_captured(before: _Before) -> dict[str, str]:
 
 
 def _user() -> str:
+    """The login name, without importing getpass (and its terminal modules) on the run path."""
+    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if name := os.environ.get(var):
+            return name
+    import pwd
+
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
         return str(os.getuid())
 
 

@@ -9,7 +9,6 @@ sealed with status ``lost`` from its start record, so it never shows as running 
 from __future__ import annotations
 
 import logging
-import socket
 from dataclasses import replace
 
 from keel.base.canonical import canonical_json, loads
@@ -17,7 +16,7 @@ from keel.base.clock import iso
 from keel.base.digest import Digest
 from keel.errors import CorruptObject, ObjectNotFound
 from keel.model.manifest import Manifest
-from keel.model.run import RunStatus, RunSummary
+from keel.model.run import RunStatus, RunSummary, hostname
 from keel.ops.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def _pending_summary(ws: Workspace, run_id: str, digest: Digest) -> RunSummary |
 
 def _is_lost(manifest: Manifest) -> bool:
     run = manifest.run
-    if run.status is not RunStatus.RUNNING or run.host != socket.gethostname() or run.pid is None:
+    if run.status is not RunStatus.RUNNING or run.host != hostname() or run.pid is None:
         return False
     import psutil
 

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from keel.resolve.overrides import parse_override
-from keel.resolve.render import ENV_PREFIX, arg_text, env_text, render_argv
-from keel.resolve.resolve import catalog_rows, resolve_run
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from keel.resolve.overrides import parse_override
+    from keel.resolve.render import ENV_PREFIX, arg_text, env_text, render_argv
+    from keel.resolve.resolve import catalog_rows, resolve_run
+
+_LAZY = {
+    "ENV_PREFIX": "keel.resolve.render",
+    "arg_text": "keel.resolve.render",
+    "catalog_rows": "keel.resolve.resolve",
+    "env_text": "keel.resolve.render",
+    "parse_override": "keel.resolve.overrides",
+    "render_argv": "keel.resolve.render",
+    "resolve_run": "keel.resolve.resolve",
+}
 
 __all__ = [
     "ENV_PREFIX",
@@ -15,3 +29,11 @@ __all__ = [
     "render_argv",
     "resolve_run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """Import the submodule that defines ``name`` on first use (keeps this package light)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

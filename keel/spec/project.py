@@ -10,12 +10,12 @@ from keel.base.digest import hash_bytes
 from keel.errors import Problem, ProjectNotFound, UserError, ValidationError
 from keel.spec.catalog import ParamSpec, check_catalog
 from keel.spec.experiment import ExperimentSpec, check_experiments
+from keel.spec.locate import SPEC_FILE
 from keel.spec.problems import KeyPath, LineMap, Problems, format_key
 from keel.spec.profile import ProfileSpec, StoreSpec, check_profiles, check_store
 from keel.spec.schema import Section, SpecModel
 from keel.spec.yamlload import read_yaml
 
-SPEC_FILE = "keel.yaml"
 """The name of a project's spec file."""
 
 
@@ -62,24 +62,6 @@ class _FileShape(SpecModel):
     experiments: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     profiles: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     store: StoreSpec | None = None
-
-
-def find_spec_file(start: Path) -> Path:
-    """The keel.yaml in ``start`` or the nearest parent folder that has one.
-
-    Raises:
-        keel.errors.ProjectNotFound: when no folder from ``start`` up to the root has one.
-    """
-    here = start.resolve()
-    if here.is_file() and here.name == SPEC_FILE:
-        return here
-    for folder in (here, *here.parents):
-        candidate = folder / SPEC_FILE
-        if candidate.is_file():
-            return candidate
-    raise ProjectNotFound(
-        f"no {SPEC_FILE} in {here} or any folder above it; run `keel init` to create a project here"
-    )
 
 
 def load_project(spec_file: Path) -> ProjectSpec:

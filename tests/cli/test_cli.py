@@ -165,3 +165,52 @@ def test_verify_reports_a_corrupted_object_and_reads_refuse_it(demo: Path) -> No
     assert result.returncode == 1 and f"CORRUPT {ref}" in result.stdout
     err = _one_line_error(keel("-C", str(demo), "show", "@latest"))
     assert "keel verify" in err
+
+
+def _store_snapshot(demo: Path) -> dict[str, bytes]:
+    store = demo / ".keel"
+    return {
+        str(p.relative_to(store)): p.read_bytes()
+        for p in sorted(store.rglob("*"))
+        if p.is_file() and "cache" not in p.relative_to(store).parts
+    }
+
+
+def test_bad_inputs_change_nothing_already_stored(demo: Path) -> None:
+    keel("-C", str(demo), "run", "train", check=True)
+    keel("-C", str(demo), "ls", check=True)
+    before = _store_snapshot(demo)
+    bad_runs = [
+        ("run", "train", "-p", "lr=99"),
+        ("run", "train", "-p", "mode=medium"),
+        ("run", "train", "-p", "nope=1"),
+        ("run", "trian"),
+        ("run", "train", "--profile", "prdo"),
+        ("run", "train", "-p", "lr"),
+    ]
+    for args in bad_runs:
+        err = _one_line_error(keel("-C", str(demo), *args))
+        assert err.startswith("error:") or "Error:" in err, err
+    (demo / "notes.txt").write_text("dirty\n")
+    _one_line_error(keel("-C", str(demo), "--profile", "prod", "run", "train"))
+    spec = demo / "keel.yaml"
+    spec.write_text(spec.read_text().replace("max: 10", "max: ten"))
+    _one_line_error(keel("-C", str(demo), "run", "train"))
+    assert _store_snapshot(demo) == before
+
+
+def test_show_json_has_every_provenance_section(demo: Path) -> None:
+    keel("-C", str(demo), "run", "train", check=True)
+    shown = json.loads(keel("-C", str(demo), "show", "--json", check=True).stdout)
+    m = shown["manifest"]
+    assert shown["digest"].startswith("blake3:") and m["schema_version"] == 1
+    for section in ("run", "config", "seeds", "code", "inputs", "environment", "hardware",
+                    "outputs", "artifacts", "metrics", "logs", "flags", "not_captured"):
+        assert section in m, section
+    for key in ("started_at", "ended_at", "duration_s", "exit_code", "host", "user",
+                "keel_version", "executor"):
+        assert m["run"][key] is not None, key
+    for key in ("python", "packages", "lock_files", "env_vars", "blas", "container"):
+        assert key in m["environment"], key
+    for key in ("cpu_model", "cpu_logical", "memory_bytes", "gpus"):
+        assert key in m["hardware"], key
