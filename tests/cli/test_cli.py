@@ -204,11 +204,32 @@ def test_show_json_has_every_provenance_section(demo: Path) -> None:
     shown = json.loads(keel("-C", str(demo), "show", "--json", check=True).stdout)
     m = shown["manifest"]
     assert shown["digest"].startswith("blake3:") and m["schema_version"] == 1
-    for section in ("run", "config", "seeds", "code", "inputs", "environment", "hardware",
-                    "outputs", "artifacts", "metrics", "logs", "flags", "not_captured"):
+    for section in (
+        "run",
+        "config",
+        "seeds",
+        "code",
+        "inputs",
+        "environment",
+        "hardware",
+        "outputs",
+        "artifacts",
+        "metrics",
+        "logs",
+        "flags",
+        "not_captured",
+    ):
         assert section in m, section
-    for key in ("started_at", "ended_at", "duration_s", "exit_code", "host", "user",
-                "keel_version", "executor"):
+    for key in (
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "exit_code",
+        "host",
+        "user",
+        "keel_version",
+        "executor",
+    ):
         assert m["run"][key] is not None, key
     for key in ("python", "packages", "lock_files", "env_vars", "blas", "container"):
         assert key in m["environment"], key

@@ -18,8 +18,14 @@ KEEL = shutil.which("keel", path=str(Path(sys.executable).parent)) or "keel"
 
 def _keel(demo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")} | env
-    return subprocess.run([KEEL, "-C", str(demo), *args], env=full, capture_output=True,
-                          text=True, check=False, timeout=120)
+    return subprocess.run(
+        [KEEL, "-C", str(demo), *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def test_run_ls_show_reindex_on_each_index_backend(tmp_path: Path, db_url: str) -> None:
@@ -41,8 +47,11 @@ def test_run_ls_show_reindex_on_each_index_backend(tmp_path: Path, db_url: str) 
 def test_index_url_in_keel_yaml_profile_is_used(tmp_path: Path, pg_url: str) -> None:
     demo = make_demo_project(tmp_path / "demo")
     spec = demo / "keel.yaml"
-    spec.write_text(spec.read_text().replace(
-        "  dev: {}", f"  dev: {{}}\n  team:\n    store: {{index: '{pg_url}'}}"))
+    spec.write_text(
+        spec.read_text().replace(
+            "  dev: {}", f"  dev: {{}}\n  team:\n    store: {{index: '{pg_url}'}}"
+        )
+    )
     done = _keel(demo, "--profile", "team", "run", "train", env={})
     assert done.returncode == 0, done.stderr
     assert not (demo / ".keel" / "index.db").exists()
