@@ -63,6 +63,7 @@ class RunInfo:
     why: str | None = None
     tags: tuple[str, ...] = ()
     reproduces: str | None = None
+    allow_drift: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +172,7 @@ class Manifest:
     logs: dict[str, LogRecord] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
     not_captured: dict[str, str] = field(default_factory=dict)
+    reproduction: dict[str, JsonValue] | None = None
     schema_version: int = SCHEMA_VERSION
     kind: Literal["keel.run"] = "keel.run"
 

@@ -22,7 +22,7 @@ from keel.base.canonical import JsonValue, canonical_json
 from keel.base.clock import iso
 from keel.base.digest import Digest, hash_bytes, hash_file
 from keel.capture.data import hash_path, store_path
-from keel.capture.environment import allowed_env, capture_environment
+from keel.capture.environment import capture_environment
 from keel.capture.git import capture_code
 from keel.capture.hardware import capture_hardware
 from keel.capture.seeds import HASHSEED_DERIVATION, pythonhashseed
@@ -83,6 +83,26 @@ class _Before:
     inputs: tuple[InputRecord, ...]
 
 
+def _same(manifest: Manifest) -> Manifest:
+    return manifest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecOptions:
+    """How to execute a plan, beyond the plan itself (used by reproduce, why, determinism).
+
+    ``environ`` is the child's base environment (default: the workspace's); ``python`` is the
+    interpreter whose folder goes first on PATH and whose packages are recorded (default: the
+    one keel runs in); ``amend`` may add to the manifest just before it is sealed.
+    """
+
+    environ: Mapping[str, str] | None = None
+    python: str | None = None
+    reproduces: str | None = None
+    allow_drift: str | None = None
+    amend: Callable[[Manifest], Manifest] = _same
+
+
 def run_experiment(
     ws: Workspace,
     request: RunRequest,
@@ -97,13 +117,32 @@ def run_experiment(
         keel.errors.ValidationError: bad spec or parameters (nothing ran, nothing stored).
         keel.errors.StrictViolation: a strict profile refused to start.
     """
-    executor = executor or LocalExecutor()
     plan = resolve_plan(ws, request)
+    return execute_plan(ws, plan, executor=executor, on_output=on_output, on_event=on_event)
+
+
+def execute_plan(
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    options: ExecOptions | None = None,
+    executor: Executor | None = None,
+    on_output: OutputCallback = _ignore_output,
+    on_event: EventCallback = _no_event,
+) -> RunOutcome:
+    """Execute a resolved plan (its code at ``plan.project_root``) and seal it in ``ws``'s store.
+
+    Raises:
+        keel.errors.StrictViolation: the plan is strict and the tree is dirty or inputs missing.
+    """
+    options = options or ExecOptions()
+    environ = dict(ws.environ if options.environ is None else options.environ)
+    executor = executor or LocalExecutor()
     run_id = new_run_id()
     created = ws.clock.now()
     _enforce_strict(plan)
-    before = _capture_before(ws, plan)
-    hashseed, hashseed_source = pythonhashseed(plan.seed, ws.environ)
+    before = _capture_before(ws, plan, environ=environ, python=options.python)
+    hashseed, hashseed_source = pythonhashseed(plan.seed, environ)
     start = _start_manifest(
         ws,
         plan,
@@ -112,13 +151,21 @@ def run_experiment(
         before=before,
         executor=executor,
         hashseed=(hashseed, hashseed_source),
+        options=options,
     )
     run_dir = ws.store_root / "work" / run_id
     run_dir.mkdir(parents=True)
     try:
         _record_start(ws, start)
         on_event("started", {"run_id": run_id, "experiment": plan.experiment})
-        env = _child_env(ws, plan, run_id=run_id, run_dir=run_dir, hashseed=hashseed)
+        env = _child_env(
+            environ,
+            plan,
+            run_id=run_id,
+            run_dir=run_dir,
+            hashseed=hashseed,
+            python=options.python or sys.executable,
+        )
         (run_dir / inrun.PARAMS_FILE).write_text(json.dumps(plan.param_values), "utf-8")
         result = executor.execute(
             ExecRequest(
@@ -133,6 +180,7 @@ def run_experiment(
         )
         on_event("ended", {"run_id": run_id, "status": result.status.value})
         manifest = seal_after(ws, plan, start=start, before=before, result=result, run_dir=run_dir)
+        manifest = options.amend(manifest)
         digest = _record_end(ws, manifest)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -167,15 +215,18 @@ def resolve_plan(ws: Workspace, request: RunRequest) -> RunPlan:
     return plan
 
 
-def _capture_before(ws: Workspace, plan: RunPlan) -> _Before:
+def _capture_before(
+    ws: Workspace, plan: RunPlan, *, environ: Mapping[str, str], python: str | None
+) -> _Before:
     with ThreadPoolExecutor(max_workers=3) as pool:
         code = pool.submit(capture_code, plan.project_root, ws.objects)
         env = pool.submit(
             capture_environment,
             project_root=plan.project_root,
             env_allow=plan.env_allow,
-            environ=ws.environ,
-            cache_dir=ws.store_root / "cache",
+            environ=environ,
+            cache_dir=ws.cache_dir,
+            python=python,
         )
         hardware = pool.submit(capture_hardware)
         inputs = tuple(_capture_input(ws, plan, spec.path, spec.store) for spec in plan.inputs)
@@ -237,6 +288,7 @@ def _start_manifest(
     before: _Before,
     executor: Executor,
     hashseed: tuple[str, str],
+    options: ExecOptions,
 ) -> Manifest:
     return Manifest(
         run=RunInfo(
@@ -253,6 +305,8 @@ def _start_manifest(
             profile=plan.profile,
             why=plan.why,
             tags=plan.tags,
+            reproduces=options.reproduces,
+            allow_drift=options.allow_drift,
         ),
         config=ConfigInfo(
             params={p.name: ParamValue(value=p.value, source=p.layer.value) for p in plan.params},
@@ -305,13 +359,18 @@ def _argv(plan: RunPlan) -> tuple[str, ...]:
 
 
 def _child_env(
-    ws: Workspace, plan: RunPlan, *, run_id: str, run_dir: Path, hashseed: str
+    environ: Mapping[str, str],
+    plan: RunPlan,
+    *,
+    run_id: str,
+    run_dir: Path,
+    hashseed: str,
+    python: str,
 ) -> dict[str, str]:
-    env = dict(ws.environ)
+    env = dict(environ)
     env.update(plan.extra_env)
-    env.update(allowed_env(ws.environ, plan.env_allow))
-    # `python` in a command means the interpreter keel runs in: the one whose packages we record.
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    # `python` in a command means the interpreter whose packages were recorded.
+    env["PATH"] = os.pathsep.join([os.path.dirname(python), env.get("PATH", "")])
     env.update(
         KEEL_RUN_ID=run_id,
         KEEL_RUN_DIR=str(run_dir),
