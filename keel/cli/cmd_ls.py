@@ -85,6 +85,7 @@ def _row_json(r: RunSummary) -> dict[str, object]:
 
 def _table(rows: list[RunSummary], sort_metric: str | None) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from keel.report.show import status_text
 
@@ -96,8 +97,9 @@ def _table(rows: list[RunSummary], sort_metric: str | None) -> None:
     if sort_metric and sort_metric not in metric_names:
         metric_names.insert(0, sort_metric)
     table = Table(box=None, header_style="bold")
-    for col in ("id", "experiment", "status", "created", "duration", "git", *metric_names, "why"):
-        table.add_column(col)
+    for col in ("id", "experiment", "status", "created", "duration", "git", *metric_names):
+        table.add_column(col, no_wrap=True)
+    table.add_column("why", overflow="ellipsis", no_wrap=True, max_width=40)
     for r in rows:
         dur = f"{r.duration_s:.2f}s" if r.duration_s is not None else ""
         git = (r.git_commit or "")[:8] + ("*" if r.git_dirty else "")
@@ -106,11 +108,11 @@ def _table(rows: list[RunSummary], sort_metric: str | None) -> None:
             r.id,
             r.experiment,
             status_text(r.status.value),
-            r.created_at[:19],
+            r.created_at[:16].replace("T", " "),
             dur,
             git,
             *values,
-            (r.why or "")[:40],
+            Text(r.why or ""),
         )
     out.print(table)
 

@@ -22,6 +22,7 @@ def params_cmd(ctx: Ctx, experiment: str | None, as_json: bool) -> None:
       keel params train --json
     """
     from rich.table import Table
+    from rich.text import Text
 
     from keel.resolve.resolve import catalog_rows
 
@@ -43,7 +44,7 @@ def params_cmd(ctx: Ctx, experiment: str | None, as_json: bool) -> None:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*(_text(row.get(c)) for c in columns))
+        table.add_row(*(Text(_text(row.get(c))) for c in columns))
     console().print(table)
 
 

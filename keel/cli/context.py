@@ -34,7 +34,10 @@ def console(*, stderr: bool = False) -> Console:
     """A rich console: colour on a terminal, plain text when piped."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output is read by people in files and pagers: do not squeeze it to 80 columns.
+    width = None if stream.isatty() else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def echo_json(data: object) -> None:

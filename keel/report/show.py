@@ -63,7 +63,7 @@ def _kv(rows: Iterable[tuple[str, object]], title: str | None = None) -> Table:
     table.add_column()
     for key, value in rows:
         if value not in (None, "", (), []):
-            table.add_row(key, value if isinstance(value, Text) else str(value))
+            table.add_row(key, value if isinstance(value, Text) else Text(str(value)))
     return table if title is None else _titled(title, table)
 
 
@@ -107,7 +107,7 @@ def _params(m: Manifest) -> RenderableType:
     table.add_column("value")
     table.add_column("source", style="dim")
     for name, pv in sorted(m.config.params.items()):
-        table.add_row(name, _short(pv.value), pv.source)
+        table.add_row(name, Text(_short(pv.value)), pv.source)
     return table
 
 
@@ -177,7 +177,7 @@ def _files(title: str, records: Iterable[FileRecord]) -> RenderableType:
         if getattr(rec, "changed_during_run", False):
             flag = " [yellow](changed during run)[/]"
         table.add_row(
-            rec.path + flag,
+            Text(rec.path) + Text.from_markup(flag),
             rec.kind,
             (rec.digest or "")[:19],
             _bytes(rec.size),
