@@ -35,6 +35,11 @@ def parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--profile", help="Profile to run under (overrides the global --profile).")
 @click.option("--why", help="Why this run: recorded in the manifest.")
 @click.option(
+    "--allow-drift",
+    metavar="REASON",
+    help="Under a strict profile, run even though keel.lock drifted; the reason is recorded.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -48,6 +53,7 @@ def run_cmd(
     seed: int | None,
     profile: str | None,
     why: str | None,
+    allow_drift: str | None,
     as_json: bool,
 ) -> None:
     """Run EXPERIMENT and seal a manifest of exactly what produced the result.
@@ -57,10 +63,13 @@ def run_cmd(
       keel run train
       keel run train -p model=logreg -p c=0.5 --seed 7 --why "try a linear model"
       keel run train --profile prod --json
+      keel run train --profile prod --allow-drift "numpy 2 is what we now ship"
     """
     from keel.ops.run import RunRequest, run_experiment
 
     overrides = parse_overrides(params)
+    if allow_drift is not None and not allow_drift.strip():
+        raise click.BadParameter("give a reason", param_hint="'--allow-drift'")
     if profile:
         ctx.profile = profile
     ws = ctx.workspace()
@@ -73,7 +82,13 @@ def run_cmd(
 
     outcome = run_experiment(
         ws,
-        RunRequest(experiment=experiment, overrides=overrides, seed=seed, why=why),
+        RunRequest(
+            experiment=experiment,
+            overrides=overrides,
+            seed=seed,
+            why=why,
+            allow_drift=allow_drift,
+        ),
         on_output=on_output,
     )
     m = outcome.manifest

@@ -35,4 +35,6 @@ def show_cmd(ctx: Ctx, run: str, tail: int, as_json: bool) -> None:
             }
         )
         return
-    console().print(render_manifest(view.manifest, digest=view.digest, log_tail=view.log_tail))
+    console().print(
+        render_manifest(view.manifest, digest=view.digest, log_tail=view.log_tail, noise=view.noise)
+    )

@@ -32,6 +32,14 @@ class _LazyGroup(click.Group):
         "verify": ("keel.cli.cmd_store", "verify_cmd"),
         "reindex": ("keel.cli.cmd_store", "reindex_cmd"),
         "migrate": ("keel.cli.cmd_store", "migrate_cmd"),
+        "diff": ("keel.cli.cmd_diff", "diff_cmd"),
+        "why": ("keel.cli.cmd_why", "why_cmd"),
+        "reproduce": ("keel.cli.cmd_reproduce", "reproduce_cmd"),
+        "determinism": ("keel.cli.cmd_reproduce", "determinism_cmd"),
+        "lock": ("keel.cli.cmd_lock", "lock_cmd"),
+        "check": ("keel.cli.cmd_lock", "check_cmd"),
+        "baseline": ("keel.cli.cmd_baseline", "baseline_group"),
+        "gate": ("keel.cli.cmd_baseline", "gate_cmd"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keel.base.canonical import JsonValue
 from keel.base.digest import Digest
@@ -13,6 +15,10 @@ from keel.ops.refs import resolve_ref
 from keel.ops.sync import load_manifest, sync_index
 from keel.ops.workspace import Workspace
 
+if TYPE_CHECKING:
+    from keel.compare.noise import NoiseProfile
+
+log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
 
 
@@ -57,12 +63,13 @@ def _parse_values(raw: Mapping[str, str]) -> dict[str, JsonValue]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunView:
-    """One run as `keel show` presents it."""
+    """One run as `keel show` presents it, with its experiment's noise profile and its digest."""
 
     summary: RunSummary
     manifest: Manifest
     digest: str
     log_tail: str
+    noise: tuple[NoiseProfile, str] | None = None
 
 
 def show_run(ws: Workspace, ref: str, *, tail: int = LOG_TAIL_LINES) -> RunView:
@@ -74,8 +81,25 @@ def show_run(ws: Workspace, ref: str, *, tail: int = LOG_TAIL_LINES) -> RunView:
     digest = Digest.parse(digest_text)
     manifest = load_manifest(ws, digest)
     return RunView(
-        summary=summary, manifest=manifest, digest=str(digest), log_tail=_tail(ws, manifest, tail)
+        summary=summary,
+        manifest=manifest,
+        digest=str(digest),
+        log_tail=_tail(ws, manifest, tail),
+        noise=_noise(ws, manifest.run.experiment),
     )
+
+
+def _noise(ws: Workspace, experiment: str) -> tuple[NoiseProfile, str] | None:
+    """The experiment's noise profile, if measured; an unreadable one is logged, not fatal."""
+    from keel.errors import KeelError
+    from keel.ops.determinism import load_noise_profile
+
+    try:
+        found = load_noise_profile(ws, experiment)
+    except KeelError as exc:
+        log.warning("noise profile of %s not shown: %s", experiment, exc)
+        return None
+    return (found[0], str(found[1])) if found else None
 
 
 def _tail(ws: Workspace, manifest: Manifest, lines: int) -> str:

@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from keel import __version__
@@ -60,6 +60,7 @@ class RunRequest:
     overrides: Mapping[str, str] = field(default_factory=dict)
     seed: int | None = None
     why: str | None = None
+    allow_drift: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,10 +116,14 @@ def run_experiment(
 
     Raises:
         keel.errors.ValidationError: bad spec or parameters (nothing ran, nothing stored).
-        keel.errors.StrictViolation: a strict profile refused to start.
+        keel.errors.StrictViolation: a strict profile refused to start (a dirty tree, a
+            missing input, or drift from keel.lock that ``request.allow_drift`` does not allow).
     """
     plan = resolve_plan(ws, request)
-    return execute_plan(ws, plan, executor=executor, on_output=on_output, on_event=on_event)
+    options = ExecOptions(allow_drift=request.allow_drift)
+    return execute_plan(
+        ws, plan, options=options, executor=executor, on_output=on_output, on_event=on_event
+    )
 
 
 def execute_plan(
@@ -133,7 +138,8 @@ def execute_plan(
     """Execute a resolved plan (its code at ``plan.project_root``) and seal it in ``ws``'s store.
 
     Raises:
-        keel.errors.StrictViolation: the plan is strict and the tree is dirty or inputs missing.
+        keel.errors.StrictViolation: the plan is strict and the tree is dirty, inputs are
+            missing, or it drifted from keel.lock without ``options.allow_drift``.
     """
     options = options or ExecOptions()
     environ = dict(ws.environ if options.environ is None else options.environ)
@@ -141,6 +147,7 @@ def execute_plan(
     run_id = new_run_id()
     created = ws.clock.now()
     _enforce_strict(plan)
+    options = _enforce_lock(ws, plan, options, environ)
     before = _capture_before(ws, plan, environ=environ, python=options.python)
     hashseed, hashseed_source = pythonhashseed(plan.seed, environ)
     start = _start_manifest(
@@ -277,6 +284,27 @@ def _enforce_strict(plan: RunPlan) -> None:
             + "; ".join(problems)
             + ". Commit or stash the changes, restore the inputs, or use a non-strict profile"
         )
+
+
+def _enforce_lock(
+    ws: Workspace, plan: RunPlan, options: ExecOptions, environ: Mapping[str, str]
+) -> ExecOptions:
+    """Under a strict profile, refuse drift from keel.lock unless ``allow_drift`` says why.
+
+    Allowed drift is listed in the manifest's flags. Reproductions re-run a recorded plan on
+    purpose, so they are not checked against the lock.
+    """
+    if not plan.strict or options.reproduces is not None:
+        return options
+    from keel.ops.check import enforce_lock
+
+    flags = enforce_lock(
+        ws, plan, environ=environ, python=options.python, allow_drift=options.allow_drift
+    )
+    if not flags:
+        return options
+    amend = options.amend
+    return replace(options, amend=lambda m: amend(replace(m, flags=(*m.flags, *flags))))
 
 
 def _start_manifest(

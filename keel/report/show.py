@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -11,6 +12,10 @@ from rich.text import Text
 
 from keel.base.canonical import JsonValue
 from keel.model.manifest import FileRecord, Manifest
+from keel.report.reproduce import noise_summary, reproduction_summary
+
+if TYPE_CHECKING:
+    from keel.compare.noise import NoiseProfile
 
 _STATUS_STYLE = {
     "succeeded": "green",
@@ -27,8 +32,17 @@ def status_text(status: str) -> Text:
     return Text(status, style=_STATUS_STYLE.get(status, ""))
 
 
-def render_manifest(manifest: Manifest, *, digest: str, log_tail: str = "") -> RenderableType:
-    """Everything a person wants to see about one run, in sections."""
+def render_manifest(
+    manifest: Manifest,
+    *,
+    digest: str,
+    log_tail: str = "",
+    noise: tuple[NoiseProfile, str] | None = None,
+) -> RenderableType:
+    """Everything a person wants to see about one run, in sections.
+
+    ``noise`` is the experiment's noise profile and its digest, when one was measured.
+    """
     parts: list[RenderableType] = [
         _header(manifest, digest),
         _params(manifest),
@@ -40,6 +54,10 @@ def render_manifest(manifest: Manifest, *, digest: str, log_tail: str = "") -> R
     ]
     if manifest.artifacts:
         parts.append(_files("Artifacts", manifest.artifacts))
+    if manifest.reproduction:
+        parts.append(_titled("Reproduction", reproduction_summary(manifest.reproduction)))
+    if noise is not None:
+        parts.append(noise_summary(*noise))
     if manifest.flags:
         parts.append(
             Panel("\n".join(f"! {f}" for f in manifest.flags), title="Flags", border_style="yellow")
@@ -88,6 +106,7 @@ def _header(m: Manifest, digest: str) -> RenderableType:
             ("profile", r.profile),
             ("why", r.why),
             ("tags", ", ".join(r.tags)),
+            ("reproduces", r.reproduces),
             ("host", f"{r.user}@{r.host} pid {r.pid}"),
             ("executor", f"{r.executor.name} ×{r.executor.parallelism}"),
             ("command", " ".join(m.config.command) if m.config.command else m.config.entrypoint),
