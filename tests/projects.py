@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -132,3 +133,39 @@ def make_demo_project(root: Path, *, commit: bool = True) -> Path:
 def dedent(text: str) -> str:
     """textwrap.dedent, re-exported for test modules."""
     return textwrap.dedent(text)
+
+
+def make_wheel(folder: Path, version: str) -> Path:
+    """A pure-Python wheel of the tiny package ``keeldemo``, written by hand."""
+    import base64
+    import hashlib
+    import zipfile
+
+    info = f"keeldemo-{version}.dist-info"
+    files = {
+        "keeldemo/__init__.py": f"__version__ = {version!r}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: keeldemo\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: keel-tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
+    path = folder / f"keeldemo-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def install_wheel(wheel: Path, venv: Path) -> None:
+    """Install a pure wheel by unpacking it into the venv (what pip does for one)."""
+    import zipfile
+
+    site = next(venv.glob("lib/python*/site-packages"))
+    for old in site.glob("keeldemo*"):
+        shutil.rmtree(old)
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)

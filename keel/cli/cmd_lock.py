@@ -81,8 +81,12 @@ def lock_cmd(
 )
 @click.option("--python", envvar="KEEL_PYTHON", metavar="PATH", help=PYTHON_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
-# NOTE: `--rerun` (re-execute and compare results) is to be added here, on top of
-# keel.ops.reproduce; see the note in keel/ops/check.py.
+@click.option(
+    "--rerun",
+    is_flag=True,
+    help="Canary: re-run each baseline's recorded configuration in the current environment "
+    "and judge it as `keel reproduce` does (exit 0 reproduced, 1 diverged, 2 error).",
+)
 @click.pass_obj
 def check_cmd(
     ctx: Ctx,
@@ -91,6 +95,7 @@ def check_cmd(
     profile: str | None,
     python: str | None,
     as_json: bool,
+    rerun: bool,
 ) -> None:
     """Report drift from keel.lock, a baseline or a run — without running anything.
 
@@ -107,7 +112,10 @@ def check_cmd(
       keel check --against baseline      each experiment against its baseline run
       keel check train --against 06g0q9y against one run's manifest
       KEEL_PYTHON=.venv/bin/python keel check
+      keel check --rerun                 after a package or keel upgrade: do baselines still hold?
     """
+    if rerun:
+        _rerun(ctx, experiments, as_json)
     from keel.ops.check import check_drift
     from keel.report.drift import render_drift
 
@@ -121,3 +129,26 @@ def check_cmd(
     else:
         console().print(render_drift(report))
     sys.exit(report.exit_code)
+
+
+def _rerun(ctx: Ctx, experiments: tuple[str, ...], as_json: bool) -> None:
+    from rich.table import Table
+
+    from keel.ops.check import rerun_baselines
+    from keel.report.reproduce import verdict_text
+
+    with exit_2_on_error():
+        results = rerun_baselines(ctx.workspace(), experiments)
+    code = max(r.exit_code for _, r in results)
+    if as_json:
+        echo_json({"rerun": [{"experiment": n, **r.to_json()} for n, r in results],
+                   "exit_code": code})  # fmt: skip
+        sys.exit(code)
+    table = Table(title="Baselines re-run in the current environment", title_justify="left")
+    for col in ("experiment", "baseline", "re-run", "verdict"):
+        table.add_column(col)
+    for name, r in results:
+        rerun_id = r.outcome.manifest.run.id if r.outcome else ""
+        table.add_row(name, r.run_id, rerun_id, verdict_text(r.verdict))
+    console().print(table)
+    sys.exit(code)

@@ -7,15 +7,16 @@ fingerprint), input digests (from the stat cache) and the git state.
 Under a strict profile, :func:`enforce_lock` runs the same comparison against keel.lock before
 every run (``keel.ops.run`` calls it) and refuses drift unless a reason allows it.
 
-NOTE: `keel check --rerun` (re-execute each experiment and compare its results) belongs here, on
-top of ``keel.ops.reproduce``: it would take the experiments and references chosen by
-:func:`check_drift` and add a result comparison to the report.
+:func:`rerun_baselines` is `keel check --rerun`: the canary for an environment or keel
+upgrade. It re-runs each baseline's recorded configuration under the *current* environment and
+judges the result as `keel reproduce` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from keel.base.digest import Digest
 from keel.compare.drift import (
@@ -68,6 +69,10 @@ class _Current:
         plan = plan_for(self.ws, name, profile, check_inputs=False)
         now = experiment_state(plan, self.snapshot, self.cache, environ=self.ws.environ)
         return compare_states(reference, now), uncompared(reference, now, what=what)
+
+
+if TYPE_CHECKING:
+    from keel.ops.reproduce import Reproduction
 
 
 def check_drift(
@@ -250,3 +255,28 @@ def enforce_lock(
             "reason with --allow-drift REASON"
         )
     return tuple(f"drift from keel.lock allowed ({allow_drift.strip()}): {m}" for m in found)
+
+
+def rerun_baselines(
+    ws: Workspace, experiments: Sequence[str] = ()
+) -> list[tuple[str, Reproduction]]:
+    """Reproduce each named experiment's baseline (default: every baseline) in this environment.
+
+    Raises:
+        keel.errors.UserError: a named experiment has no baseline, or no experiment has one.
+    """
+    from keel.ops.baseline import baseline_experiments, current_baseline
+    from keel.ops.reproduce import ReproduceRequest, reproduce
+
+    names = list(experiments) or baseline_experiments(ws)
+    if not names:
+        raise UserError("no experiment has a baseline yet: set one with `keel baseline set RUN "
+                        "--why TEXT`, then `keel check --rerun`")  # fmt: skip
+    results = []
+    for name in names:
+        record = current_baseline(ws, name)
+        if record is None:
+            raise UserError(f"experiment '{name}' has no baseline: set one with "
+                            "`keel baseline set RUN --why TEXT`")  # fmt: skip
+        results.append((name, reproduce(ws, ReproduceRequest(ref=record.run))))
+    return results

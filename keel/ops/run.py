@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from keel import __version__
@@ -26,9 +27,9 @@ from keel.capture.environment import capture_environment
 from keel.capture.git import capture_code
 from keel.capture.hardware import capture_hardware
 from keel.capture.seeds import HASHSEED_DERIVATION, pythonhashseed
-from keel.errors import StrictViolation
+from keel.errors import ExecutionError, StrictViolation
 from keel.execute import inrun
-from keel.execute.executor import ExecRequest, Executor, OutputCallback, _ignore_output
+from keel.execute.executor import ExecRequest, ExecResult, Executor, OutputCallback, _ignore_output
 from keel.execute.local import LocalExecutor
 from keel.model.manifest import (
     ConfigInfo,
@@ -174,17 +175,16 @@ def execute_plan(
             python=options.python or sys.executable,
         )
         (run_dir / inrun.PARAMS_FILE).write_text(json.dumps(plan.param_values), "utf-8")
-        result = executor.execute(
-            ExecRequest(
-                argv=_argv(plan),
-                cwd=plan.cwd,
-                env=env,
-                stdout_path=run_dir / "stdout.log",
-                stderr_path=run_dir / "stderr.log",
-                timeout_s=plan.timeout_s,
-                on_output=on_output,
-            )
+        request = ExecRequest(
+            argv=_argv(plan, options.python or sys.executable),
+            cwd=plan.cwd,
+            env=env,
+            stdout_path=run_dir / "stdout.log",
+            stderr_path=run_dir / "stderr.log",
+            timeout_s=plan.timeout_s,
+            on_output=on_output,
         )
+        result = _execute(executor, request)
         on_event("ended", {"run_id": run_id, "status": result.status.value})
         manifest = seal_after(ws, plan, start=start, before=before, result=result, run_dir=run_dir)
         manifest = options.amend(manifest)
@@ -340,7 +340,7 @@ def _start_manifest(
             params={p.name: ParamValue(value=p.value, source=p.layer.value) for p in plan.params},
             experiment=plan.experiment_def,
             profile=plan.profile_def,
-            command=_argv(plan) if plan.argv else None,
+            command=plan.argv,
             entrypoint=plan.entrypoint,
             cwd=os.path.relpath(plan.cwd, plan.project_root),
             spec_file=os.path.relpath(plan.spec_file, plan.project_root),
@@ -379,11 +379,24 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def _argv(plan: RunPlan) -> tuple[str, ...]:
+def _argv(plan: RunPlan, python: str) -> tuple[str, ...]:
     if plan.argv is not None:
         return plan.argv
     assert plan.entrypoint is not None
-    return (sys.executable, "-m", "keel.execute.entry", plan.entrypoint)
+    return (python, "-m", "keel.execute.entry", plan.entrypoint)
+
+
+def _execute(executor: Executor, request: ExecRequest) -> ExecResult:
+    """Run the request; a command that cannot start is a failed run, sealed like any other."""
+    now = datetime.now(UTC)
+    try:
+        return executor.execute(request)
+    except ExecutionError as exc:
+        for path in (request.stdout_path, request.stderr_path):
+            path.touch()
+        request.stderr_path.write_text(f"keel: {exc}\n", "utf-8")
+        return ExecResult(status=RunStatus.FAILED, exit_code=None, signal=None, started_at=now,
+                          ended_at=now, duration_s=0.0, pid=None, reason=str(exc))  # fmt: skip
 
 
 def _child_env(

@@ -99,9 +99,10 @@ def explain(
     tried = [f for f in ORDER if f in differing and (f is not Factor.PACKAGES or include_packages)]
     budget = tried[: max(max_runs - 1, 0)]
     untried = tuple(f for f in differing if f not in budget)
-    trials = [_trial(ws, a, b, None, name, on_progress)]
+    rebuild = Factor.PACKAGES in budget  # then every trial runs in a rebuilt environment
+    trials = [_trial(ws, a, b, None, name, on_progress, rebuild=rebuild)]
     if trials[0].value is not None:
-        trials += [_trial(ws, a, b, f, name, on_progress) for f in budget]
+        trials += [_trial(ws, a, b, f, name, on_progress, rebuild=rebuild) for f in budget]
     va, vb = a.metrics[name].value, b.metrics[name].value
     attribution = attribute(
         metric=name,
@@ -191,6 +192,8 @@ def _trial(
     factor: Factor | None,
     metric: str,
     on_progress: ProgressCallback,
+    *,
+    rebuild: bool,
 ) -> Trial:
     label = "A as recorded" if factor is None else f"A with B's {factor}"
     on_progress(f"running {label}")
@@ -199,7 +202,7 @@ def _trial(
     except KeelError as exc:
         return Trial(factor=factor, run_id=None, value=None, error=str(exc))
     try:
-        plan, options = _variant(ws, a, b, factor, sandbox)
+        plan, options = _variant(ws, a, b, factor, sandbox, rebuild=rebuild)
         outcome = execute_plan(ws, plan, options=options)
     except KeelError as exc:
         return Trial(factor=factor, run_id=None, value=None, error=str(exc))
@@ -212,18 +215,24 @@ def _trial(
 
 
 def _variant(
-    ws: Workspace, a: Manifest, b: Manifest, factor: Factor | None, sandbox: Sandbox
+    ws: Workspace,
+    a: Manifest,
+    b: Manifest,
+    factor: Factor | None,
+    sandbox: Sandbox,
+    *,
+    rebuild: bool,
 ) -> tuple[RunPlan, ExecOptions]:
     restore_inputs(ws, (b if factor is Factor.INPUTS else a).inputs, sandbox)
     plan = recorded_plan(a, sandbox, launcher=True)
     env_source = b if factor is Factor.ENV_VARS else a
     python = None
-    if factor is Factor.PACKAGES:
+    if rebuild:  # every trial runs in a rebuilt environment: A's, or B's for the switch
         from keel.ops.rebuild_env import rebuild_env
 
-        python = str(
-            rebuild_env(b.environment, cache_root=ws.cache_dir / "envs", environ=ws.environ)
-        )
+        packages_of = b if factor is Factor.PACKAGES else a
+        python = str(rebuild_env(packages_of.environment, cache_root=ws.cache_dir / "envs",
+                                 environ=ws.environ))  # fmt: skip
     environ = recorded_environ(ws.environ, env_source)
     if factor is Factor.PARAMS:
         params = tuple(ResolvedParam(name=k, value=v.value, layer=Layer(v.source))

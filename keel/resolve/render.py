@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping
 
 from keel.base.canonical import JsonValue
-from keel.spec.experiment import SEED, parse_template
+from keel.spec.template import SEED, parse_template
 
 ENV_PREFIX = "KEEL_PARAM_"
 """Every resolved parameter reaches the run as ``KEEL_PARAM_<NAME>`` too."""

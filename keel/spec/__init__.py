@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from keel.spec.catalog import BadValue, ParamSpec, check_kind, check_value
-    from keel.spec.experiment import ExperimentSpec, InputDecl, MetricDecl, parse_template
+    from keel.spec.experiment import ExperimentSpec, InputDecl, MetricDecl
     from keel.spec.locate import SPEC_FILE, find_spec_file
     from keel.spec.problems import KeyPath, LineMap, format_key
     from keel.spec.profile import DEFAULT_PROFILE, ProfileSpec, StoreSpec
     from keel.spec.project import ProjectSpec, load_project
+    from keel.spec.template import parse_template
     from keel.spec.yamlload import YamlDocument, load_yaml
 
 _LAZY = {
@@ -37,7 +38,7 @@ _LAZY = {
     "format_key": "keel.spec.problems",
     "load_project": "keel.spec.project",
     "load_yaml": "keel.spec.yamlload",
-    "parse_template": "keel.spec.experiment",
+    "parse_template": "keel.spec.template",
 }
 
 __all__ = [

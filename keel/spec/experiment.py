@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import string
 from collections.abc import Collection, Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
@@ -15,14 +14,12 @@ from keel.base.suggest import closest, did_you_mean
 from keel.spec.catalog import BadValue, ParamSpec, check_value
 from keel.spec.problems import KeyPath, Problems
 from keel.spec.schema import ENV_NAME, NAME, Section, Seq, SpecModel
+from keel.spec.template import SEED, parse_template
 
 ENTRYPOINT = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
 """Shape of ``package.module:function``."""
-
-SEED = "seed"
-"""The placeholder that is always available: the run's root seed."""
 
 
 def _input_shorthand(value: object) -> object:
@@ -65,22 +62,6 @@ class ExperimentSpec(SpecModel):
     def param_names(self) -> tuple[str, ...]:
         """The catalog parameters this experiment uses."""
         return self.params or ()
-
-
-def parse_template(token: str) -> list[tuple[str, str | None]]:
-    """Split one argv token into ``(literal text, placeholder name or None)`` pieces.
-
-    ``{{`` and ``}}`` are literal braces.
-
-    Raises:
-        ValueError: for unbalanced braces, or a placeholder with a format spec or conversion.
-    """
-    pieces: list[tuple[str, str | None]] = []
-    for literal, name, spec, conversion in string.Formatter().parse(token):
-        if name is not None and (spec or conversion):
-            raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
-        pieces.append((literal, name))
-    return pieces
 
 
 def path_problem(text: str) -> str | None:

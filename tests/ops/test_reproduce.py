@@ -28,7 +28,7 @@ from keel.ops.reproduce import (
 )
 from keel.ops.run import RunRequest, run_experiment
 from keel.ops.workspace import Workspace
-from tests.projects import git
+from tests.projects import git, install_wheel, make_wheel
 
 MakeWs = Callable[..., Workspace]
 KEEL = shutil.which("keel", path=str(Path(sys.executable).parent)) or "keel"
@@ -429,42 +429,6 @@ def test_keep_prints_the_worktree(demo: Path) -> None:
 # -- --env recorded ---------------------------------------------------------------------------
 
 
-def _wheel(folder: Path, version: str) -> Path:
-    """A pure-Python wheel of the tiny package ``keeldemo``, written by hand."""
-    import base64
-    import hashlib
-    import zipfile
-
-    info = f"keeldemo-{version}.dist-info"
-    files = {
-        "keeldemo/__init__.py": f"__version__ = {version!r}\n",
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: keeldemo\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: keel-tests\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = []
-    for name, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]) + "\n"
-    path = folder / f"keeldemo-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, text in files.items():
-            zf.writestr(name, text)
-    return path
-
-
-def _install(wheel: Path, venv: Path) -> None:
-    """Install a pure wheel by unpacking it into the venv (what pip does for one)."""
-    import zipfile
-
-    site = next(venv.glob("lib/python*/site-packages"))
-    for old in site.glob("keeldemo*"):
-        shutil.rmtree(old)
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(site)
-
-
 PKG_EXPERIMENT = """\
   pkg:
     command: python pkgver.py
@@ -494,16 +458,16 @@ def test_env_recorded_rebuilds_the_recorded_package_versions(
 
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    v1, v2 = _wheel(wheels, "1.0"), _wheel(wheels, "2.0")
+    v1, v2 = make_wheel(wheels, "1.0"), make_wheel(wheels, "2.0")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    _install(v1, venv)
+    install_wheel(v1, venv)
     _pkg_project(demo)
     ws = make_workspace(demo, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
     plan = resolve_plan(ws, RunRequest(experiment="pkg"))
     original = execute_plan(ws, plan, options=ExecOptions(python=str(venv / "bin" / "python")))
     assert original.manifest.environment["packages"] == {"keeldemo": "1.0"}
-    _install(v2, venv)  # the environment moved on
+    install_wheel(v2, venv)  # the environment moved on
     events: list[str] = []
 
     def again() -> Reproduction:

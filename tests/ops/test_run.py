@@ -200,3 +200,21 @@ def test_keel_json_output_round_trips_the_manifest(demo: Path) -> None:
     data = json.loads(done.stdout)
     assert data["manifest"]["run"]["status"] == "succeeded"
     assert "training on" in done.stderr
+
+
+def test_command_that_cannot_start_is_sealed_as_failed_with_the_reason(
+    demo: Path, make_workspace: MakeWs
+) -> None:
+    spec = demo / "keel.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "\nprofiles:",
+            "\n  broken:\n    command: no-such-program-xyz --go\n    params: []\n\nprofiles:",
+        )
+    )
+    ws = make_workspace(demo)
+    m = run_experiment(ws, RunRequest(experiment="broken")).manifest
+    assert m.run.status is RunStatus.FAILED and m.run.exit_code is None
+    assert any("no-such-program-xyz" in f for f in m.flags)
+    assert b"cannot start" in ws.objects.get_bytes(Digest.parse(m.logs["stderr"].digest))
+    assert list(ws.objects.list_refs("active/")) == []
