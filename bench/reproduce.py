@@ -129,7 +129,7 @@ def measure(
         "recorded_overhead_ms": recorded,
         "overhead_ms": overhead,
         "target_ms": TARGET_MS,
-        "tmpdir": tmpdir or tempfile.gettempdir(),
+        "tmpdir": tmpdir or "chosen by keel (KEEL_SANDBOX_DIR, else /dev/shm when it has room)",
         "met": overhead <= TARGET_MS,
     }
 

@@ -50,7 +50,9 @@ class Sandbox:
         self.project_root = path.joinpath(*PurePosixPath(subdir).parts)
 
     @classmethod
-    def restore(cls, ws: Workspace, code: Mapping[str, JsonValue], *, label: str) -> Sandbox:
+    def restore(
+        cls, ws: Workspace, code: Mapping[str, JsonValue], *, label: str, need_bytes: int = 0
+    ) -> Sandbox:
         """Materialise ``code`` (a manifest's ``code`` section) in a new temporary folder.
 
         Raises:
@@ -58,7 +60,20 @@ class Sandbox:
                 does not apply.
             keel.errors.ObjectNotFound: the patch or an untracked file is not in the store.
         """
-        path = Path(tempfile.mkdtemp(prefix=f"keel-{label}-")).resolve()
+        parent = sandbox_parent(ws.environ, need_bytes=need_bytes)
+        try:
+            return cls._restore_in(ws, code, label=label, parent=parent)
+        except (OSError, KeelError):
+            if parent is None or parent.as_posix() != SHM:
+                raise
+            log.info("sandbox in %s failed; retrying in the temporary folder", parent)
+            return cls._restore_in(ws, code, label=label, parent=None)
+
+    @classmethod
+    def _restore_in(
+        cls, ws: Workspace, code: Mapping[str, JsonValue], *, label: str, parent: Path | None
+    ) -> Sandbox:
+        path = Path(tempfile.mkdtemp(prefix=f"keel-{label}-", dir=parent)).resolve()
         sandbox = cls(path=path, code=code, repo=repository(ws, code))
         try:
             restore_code(code, path, lambda d: ws.objects.get_bytes(Digest.parse(d)),
@@ -91,6 +106,37 @@ class Sandbox:
                 _git(self.repo, "worktree", "prune")
         if self.path.exists():
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+SHM = "/dev/shm"
+SANDBOX_ENV = "KEEL_SANDBOX_DIR"
+_HEADROOM = 1 << 30  # leave at least 1 GiB of the memory-backed folder free
+_CODE_ALLOWANCE = 256 << 20  # what a checkout of the source tree is assumed to need
+
+
+def sandbox_parent(environ: Mapping[str, str], *, need_bytes: int) -> Path | None:
+    """Where to make sandboxes: ``KEEL_SANDBOX_DIR``; else ``/dev/shm`` when it has room; else
+    the temporary folder (None).
+
+    A checkout writes every file of the repository, and on many virtual disks creating small
+    files dominates a reproduce (measured here: 5,000 files take 1.4 s on ext4, 0.05 s on
+    tmpfs). The memory-backed folder is used only when it has ``need_bytes`` (the run's inputs
+    and outputs, as recorded) plus an allowance for the code plus 1 GiB to spare, and never
+    when the user chose a temporary folder with ``TMPDIR``.
+    """
+    if environ.get(SANDBOX_ENV):
+        return Path(environ[SANDBOX_ENV])
+    if environ.get("TMPDIR") or not os.path.isdir(SHM) or not os.access(SHM, os.W_OK):
+        return None
+    stats = os.statvfs(SHM)
+    free = stats.f_bavail * stats.f_frsize
+    return Path(SHM) if free >= need_bytes + _CODE_ALLOWANCE + _HEADROOM else None
+
+
+def recorded_bytes(manifest: Manifest) -> int:
+    """Twice the recorded size of a run's inputs and outputs: room for a re-run of it."""
+    sizes = [r.size or 0 for r in (*manifest.inputs, *manifest.outputs)]
+    return 2 * sum(sizes)
 
 
 def repository(ws: Workspace, code: Mapping[str, JsonValue]) -> Path:

@@ -335,7 +335,18 @@ def _restore_code(
     commit = code.get("commit")
     on_event("restoring", {"commit": commit, "dirty": code.get("dirty")})
     with _reason(f"cannot restore the code of commit {commit}"):
-        return Sandbox.restore(ws, code, label=f"reproduce-{run_id}")
+        return Sandbox.restore(ws, code, label=f"reproduce-{run_id}", need_bytes=_raw_bytes(raw))
+
+
+def _raw_bytes(raw: Mapping[str, JsonValue]) -> int:
+    """Twice the recorded input and output sizes of a not yet validated manifest."""
+    total = 0
+    for section in ("inputs", "outputs"):
+        records = raw.get(section)
+        for rec in records if isinstance(records, list) else ():
+            size = rec.get("size") if isinstance(rec, dict) else None
+            total += size if isinstance(size, int) else 0
+    return 2 * total
 
 
 def _with_inputs(ws: Workspace, original: Manifest, sandbox: Sandbox) -> Sandbox:

@@ -22,7 +22,13 @@ from keel.model.manifest import Manifest
 from keel.model.params import Layer, ResolvedParam
 from keel.model.plan import RunPlan
 from keel.ops.listing import show_run
-from keel.ops.replay import Sandbox, recorded_environ, recorded_plan, restore_inputs
+from keel.ops.replay import (
+    Sandbox,
+    recorded_bytes,
+    recorded_environ,
+    recorded_plan,
+    restore_inputs,
+)
 from keel.ops.run import ExecOptions, execute_plan
 from keel.ops.workspace import Workspace
 
@@ -198,7 +204,8 @@ def _trial(
     label = "A as recorded" if factor is None else f"A with B's {factor}"
     on_progress(f"running {label}")
     try:
-        sandbox = Sandbox.restore(ws, (b if factor is Factor.CODE else a).code, label="why")
+        sandbox = Sandbox.restore(ws, (b if factor is Factor.CODE else a).code, label="why",
+                                  need_bytes=max(recorded_bytes(a), recorded_bytes(b)))  # fmt: skip
     except KeelError as exc:
         return Trial(factor=factor, run_id=None, value=None, error=str(exc))
     try:
