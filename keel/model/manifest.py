@@ -8,8 +8,8 @@ Facet sections (``code``, ``environment``, ``hardware``) are open JSON objects: 
 ``captured: true`` or ``captured: false`` with a ``reason``, so a missing facet is explicit.
 
 The types are frozen dataclasses so that writing a manifest (on every `keel run`) costs no
-schema building; reading one back (``Manifest.from_json``) validates it strictly with pydantic,
-which is imported only then.
+schema building; reading one back (``Manifest.from_json``) checks it strictly against the type
+hints (``keel.model.decode``) and, for a record that fails, lets pydantic say exactly why.
 """
 
 from __future__ import annotations
@@ -189,12 +189,19 @@ class Manifest:
         Raises:
             keel.errors.UserError: the data is not a manifest this keel can read.
         """
+        from keel.model.decode import Decoder, Refused
+
+        upgraded = upgrade(data)
+        try:
+            return Decoder().record(cls, upgraded)
+        except Refused:
+            pass  # pydantic says exactly what is wrong
         from pydantic import ValidationError as PydanticError
 
         from keel.errors import UserError
 
         try:
-            return _adapter().validate_python(upgrade(data))
+            return _adapter().validate_python(upgraded)
         except PydanticError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

@@ -25,9 +25,8 @@ from keel.compare.diff import CodeFacts, ManifestDiff, diff_manifests
 from keel.errors import CorruptObject, ObjectNotFound, UserError
 from keel.model.manifest import FileRecord, Manifest
 from keel.model.run import RunSummary
-from keel.ops.decode import decode_manifest
 from keel.ops.refs import resolve_ref
-from keel.ops.sync import summarize
+from keel.ops.sync import load_manifest, summarize
 from keel.ops.workspace import Workspace
 from keel.store.objects.base import is_ref_name
 
@@ -76,7 +75,7 @@ def diff_runs(ws: Workspace, ref_a: str, ref_b: str, *, all_fields: bool = False
 def _load(ws: Workspace, ref: str) -> tuple[RunSummary, Manifest]:
     digest = _sealed_by_refs(ws, ref)
     if digest is not None:
-        manifest = decode_manifest(ws.objects.get_bytes(digest))
+        manifest = load_manifest(ws, digest)
         return summarize(manifest, str(digest)), manifest
     summary = resolve_ref(ws, ref)
     found = summary.manifest or ws.objects.get_ref(f"active/{summary.id}")
@@ -86,7 +85,7 @@ def _load(ws: Workspace, ref: str) -> tuple[RunSummary, Manifest]:
             f"run {summary.id} is in the index but its record is not in the store at "
             f"{ws.objects.url}; run `keel reindex` to bring the index in line with the store"
         )
-    return summary, decode_manifest(ws.objects.get_bytes(Digest.parse(str(found))))
+    return summary, load_manifest(ws, Digest.parse(str(found)))
 
 
 def _sealed_by_refs(ws: Workspace, ref: str) -> Digest | None:

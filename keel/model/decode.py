@@ -1,12 +1,13 @@
-"""Read a stored manifest into the model types without building the pydantic schema.
+"""Build frozen dataclass values from parsed JSON by their type hints, strictly.
 
-:meth:`Manifest.from_json` validates with pydantic, whose schema for the manifest takes ~150 ms
-to build in a fresh process: more than a whole `keel diff` may cost. This decoder walks the
-dataclass fields and their type hints and checks every value as strictly (unknown fields,
-missing fields, wrong types and values outside a ``Literal`` are refused). When it refuses,
-the manifest goes through :meth:`Manifest.from_json`, so a bad record is reported exactly as
-everywhere else; for a valid record both give equal values (``float`` fields accept an int and
-store a float, as pydantic does; ``JsonValue`` fields keep the parsed JSON as it is).
+Manifests (and other stored records) are frozen dataclasses. pydantic validates them, but its
+schema for a manifest takes ~150 ms to build in a fresh process — more than a whole `keel diff`
+or `keel show` should cost. This decoder walks the dataclass fields and their type hints and
+checks every value as strictly (unknown fields, missing fields, wrong types and values outside a
+``Literal`` are refused with :class:`Refused`); callers then fall back to pydantic, so a bad
+record is reported with pydantic's full error. For a valid record both give equal values
+(``float`` fields accept an int and store a float, as pydantic does; ``JsonValue`` fields keep
+the parsed JSON as it is). Standard library only.
 """
 
 from __future__ import annotations
@@ -17,55 +18,39 @@ import types
 import typing
 from typing import Literal, Union, get_args, get_origin
 
-from keel.base.canonical import JsonValue, loads
-from keel.errors import CorruptObject
-from keel.model.manifest import Manifest, upgrade
+from keel.base.canonical import JsonValue
 
 _T = typing.TypeVar("_T")
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """The data does not fit the declared types; the validating reader reports why."""
 
 
-def decode_manifest(data: bytes) -> Manifest:
-    """The manifest stored as ``data`` (canonical JSON), upgraded to the current schema.
+class Decoder:
+    """Builds dataclass values from JSON by their type hints (resolved once per class).
 
-    Raises:
-        keel.errors.CorruptObject: ``data`` is not a JSON object.
-        keel.errors.UserError: it is not a manifest this keel can read.
+    ``record(cls, data)`` returns an instance of ``cls`` or raises :class:`Refused`.
     """
-    parsed = loads(data)
-    if not isinstance(parsed, dict):
-        raise CorruptObject("stored object is not a manifest (not a JSON object)")
-    upgraded = upgrade(parsed)
-    try:
-        return _Decoder().record(Manifest, upgraded)
-    except _Refused:
-        return Manifest.from_json(upgraded)
-
-
-class _Decoder:
-    """Builds dataclass values from JSON by their type hints (resolved once per class)."""
 
     def __init__(self) -> None:
         self._hints: dict[type, dict[str, object]] = {}
 
     def record(self, cls: type[_T], data: JsonValue) -> _T:
         if not isinstance(data, dict):
-            raise _Refused(f"{cls.__name__} is not an object")
+            raise Refused(f"{cls.__name__} is not an object")
         hints = self._hints.get(cls)
         if hints is None:
             hints = self._hints[cls] = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         if not data.keys() <= fields.keys():
-            raise _Refused(f"{cls.__name__} has unknown fields {sorted(data.keys() - fields)}")
+            raise Refused(f"{cls.__name__} has unknown fields {sorted(data.keys() - fields)}")
         values: dict[str, object] = {}
         for name, f in fields.items():
             if name in data:
                 values[name] = self.value(hints[name], data[name])
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise _Refused(f"{cls.__name__}.{name} is missing")
+                raise Refused(f"{cls.__name__}.{name} is missing")
         return cls(**values)
 
     def value(self, hint: object, data: JsonValue) -> object:
@@ -77,19 +62,19 @@ class _Decoder:
                 return None
             others = [a for a in args if a is not type(None)]
             if len(others) != 1:
-                raise _Refused(f"unsupported union {hint}")
+                raise Refused(f"unsupported union {hint}")
             return self.value(others[0], data)
         if origin is Literal:
             if any(type(data) is type(a) and data == a for a in args):
                 return data
-            raise _Refused(f"{data!r} is not one of {args}")
+            raise Refused(f"{data!r} is not one of {args}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis and isinstance(data, list):
             return tuple(self.value(args[0], item) for item in data)
         if origin is dict and isinstance(data, dict):
             return {key: self.value(args[1], item) for key, item in data.items()}
         if isinstance(hint, type):
             return self._plain(hint, data)
-        raise _Refused(f"{data!r} does not fit {hint}")
+        raise Refused(f"{data!r} does not fit {hint}")
 
     def _plain(self, hint: type, data: JsonValue) -> object:
         if dataclasses.is_dataclass(hint):
@@ -98,11 +83,11 @@ class _Decoder:
             try:
                 return hint(data)
             except ValueError as exc:
-                raise _Refused(str(exc)) from exc
+                raise Refused(str(exc)) from exc
         if hint is float and isinstance(data, int | float) and not isinstance(data, bool):
             return float(data)
         if hint in (bool, str) and type(data) is hint:
             return data
         if hint is int and type(data) is int:
             return data
-        raise _Refused(f"{data!r} is not a {hint.__name__}")
+        raise Refused(f"{data!r} is not a {hint.__name__}")
