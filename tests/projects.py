@@ -130,6 +130,19 @@ def make_demo_project(root: Path, *, commit: bool = True) -> Path:
     return root
 
 
+def make_git_project(root: Path, files: dict[str, str]) -> Path:
+    """A folder with ``files`` (relative path → text), made a git repo with one commit."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "t@example.com")
+    git(root, "config", "user.name", "Test")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    return root
+
+
 def dedent(text: str) -> str:
     """textwrap.dedent, re-exported for test modules."""
     return textwrap.dedent(text)

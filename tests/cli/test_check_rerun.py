@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.projects import git
+from tests.projects import make_git_project
 
 KEEL = shutil.which("keel", path=str(Path(sys.executable).parent)) or "keel"
 
@@ -37,17 +37,8 @@ def _keel(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str
 
 
 def _project(tmp_path: Path) -> Path:
-    root = tmp_path / "canary"
-    root.mkdir()
-    (root / "keel.yaml").write_text(KEEL_YAML)
-    (root / "fit.py").write_text(FIT_PY)
-    (root / ".gitignore").write_text(".keel/\nout/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "Test")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
-    return root
+    files = {"keel.yaml": KEEL_YAML, "fit.py": FIT_PY, ".gitignore": ".keel/\nout/\n"}
+    return make_git_project(tmp_path / "canary", files)
 
 
 def test_rerun_without_a_baseline_says_how_to_set_one(tmp_path: Path) -> None:

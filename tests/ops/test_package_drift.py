@@ -15,7 +15,7 @@ from keel.ops.diff import diff_runs
 from keel.ops.run import ExecOptions, RunRequest, execute_plan, resolve_plan
 from keel.ops.why import explain
 from keel.ops.workspace import Workspace
-from tests.projects import git, install_wheel, make_wheel
+from tests.projects import install_wheel, make_git_project, make_wheel
 
 MakeWs = Callable[..., Workspace]
 
@@ -45,16 +45,8 @@ def test_package_upgrade_is_named_by_diff_and_by_why(
     v1, v2 = make_wheel(wheels, "1.0"), make_wheel(wheels, "2.0")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    root = tmp_path / "pkgdemo"
-    root.mkdir()
-    (root / "keel.yaml").write_text(KEEL_YAML)
-    (root / "score.py").write_text(SCORE_PY)
-    (root / ".gitignore").write_text(".keel/\nout/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "Test")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
+    files = {"keel.yaml": KEEL_YAML, "score.py": SCORE_PY, ".gitignore": ".keel/\nout/\n"}
+    root = make_git_project(tmp_path / "pkgdemo", files)
     ws = make_workspace(root, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels))
     options = ExecOptions(python=str(venv / "bin" / "python"))
     plan = resolve_plan(ws, RunRequest(experiment="pkg"))

@@ -17,7 +17,7 @@ from keel.errors import UserError
 from keel.ops.run import RunRequest, run_experiment
 from keel.ops.why import explain
 from keel.ops.workspace import Workspace
-from tests.projects import git
+from tests.projects import git, make_git_project
 
 MakeWs = Callable[..., Workspace]
 
@@ -54,18 +54,13 @@ json.dump({"score": score}, open("out/m.json", "w"))
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "whydemo"
-    root.mkdir()
-    (root / "keel.yaml").write_text(KEEL_YAML)
-    (root / "fit.py").write_text(FIT_PY)
-    (root / "data.csv").write_text("x\n1\n2\n")
-    (root / ".gitignore").write_text(".keel/\nout/\ndata.csv\n")  # data lives outside git
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "Test")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "initial")
-    return root
+    files = {
+        "keel.yaml": KEEL_YAML,
+        "fit.py": FIT_PY,
+        "data.csv": "x\n1\n2\n",
+        ".gitignore": ".keel/\nout/\ndata.csv\n",
+    }  # data lives outside git
+    return make_git_project(tmp_path / "whydemo", files)
 
 
 def _run(make_workspace: MakeWs, root: Path, **kw: object) -> str:
