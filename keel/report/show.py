@@ -99,7 +99,7 @@ def _header(m: Manifest, digest: str) -> RenderableType:
         [
             ("run", f"{r.id}  ({r.experiment}, project {r.project})"),
             ("status", status_text(r.status)),
-            ("seal", digest),
+            ("seal" if r.status.finished else "start record", digest),
             ("created", r.created_at),
             ("duration", dur),
             ("exit", r.exit_code if r.signal is None else f"signal {r.signal}"),
