@@ -40,6 +40,11 @@ class _LazyGroup(click.Group):
         "check": ("keel.cli.cmd_lock", "check_cmd"),
         "baseline": ("keel.cli.cmd_baseline", "baseline_group"),
         "gate": ("keel.cli.cmd_baseline", "gate_cmd"),
+        "push": ("keel.cli.cmd_remote", "push_cmd"),
+        "pull": ("keel.cli.cmd_remote", "pull_cmd"),
+        "gc": ("keel.cli.cmd_remote", "gc_cmd"),
+        "data": ("keel.cli.cmd_data", "data_group"),
+        "lineage": ("keel.cli.cmd_data", "lineage_cmd"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -11,10 +11,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from keel.base.canonical import JsonValue
 from keel.model.manifest import ParamValue
 from keel.spec.lockfile import CodeState, EnvironmentState, ExperimentState, InputState
+
+if TYPE_CHECKING:
+    from keel.compare.datadrift import DataDiff
 
 
 class DriftKind(StrEnum):
@@ -38,7 +42,10 @@ class Change(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Drift:
-    """One difference: its kind, what changed (``subject``), how, and a sentence saying it."""
+    """One difference: its kind, what changed (``subject``), how, and a sentence saying it.
+
+    ``data`` holds the drift statistics of a changed input when both contents could be profiled.
+    """
 
     experiment: str
     kind: DriftKind
@@ -47,6 +54,7 @@ class Drift:
     message: str
     old: JsonValue = None
     new: JsonValue = None
+    data: DataDiff | None = None
 
     @property
     def blocking(self) -> bool:
@@ -54,8 +62,8 @@ class Drift:
         return self.kind is not DriftKind.CODE
 
     def to_json(self) -> dict[str, JsonValue]:
-        """The ``--json`` form."""
-        return {
+        """The ``--json`` form (with ``data`` only when statistics were computed)."""
+        out: dict[str, JsonValue] = {
             "experiment": self.experiment,
             "kind": self.kind.value,
             "subject": self.subject,
@@ -65,6 +73,9 @@ class Drift:
             "new": self.new,
             "blocking": self.blocking,
         }
+        if self.data is not None:
+            out["data"] = self.data.to_json()
+        return out
 
 
 class _Builder:
@@ -243,7 +254,7 @@ def data_drift(
     old_by, new_by = {i.path: i for i in ref}, {i.path: i for i in cur}
     for path in sorted(set(old_by) | set(new_by)):
         old, new = old_by.get(path), new_by.get(path)
-        subject = f"input {path}"
+        subject = input_subject(path)
         if old is None:
             out.add(DriftKind.DATA, subject, Change.ADDED, f"{subject} is newly declared")
         elif new is None:
@@ -258,6 +269,11 @@ def data_drift(
             )
             out.add(DriftKind.DATA, subject, Change.CHANGED, msg, old.digest, new.digest)
     return out.items
+
+
+def input_subject(path: str) -> str:
+    """The ``subject`` of the drift of the input at ``path``."""
+    return f"input {path}"
 
 
 def _short(digest: str | None) -> str:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 _FORBID: dict[str, str] = {"extra": "forbid"}  # pydantic config: unknown fields are errors
+# Fields added after schema version 1 are written only when set, so a manifest that does not use
+# them keeps the exact bytes (and seal) it had before they existed.
+_OMIT_NONE = {"omit_none": True}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,10 +121,12 @@ class FileRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputRecord(FileRecord):
-    """An input, hashed before the run and again after it."""
+    """An input, hashed before the run and again after it; a dataset input names its version."""
 
     digest_after: str | None = None
     changed_during_run: bool = False
+    dataset: str | None = field(default=None, metadata=_OMIT_NONE)
+    version: str | None = field(default=None, metadata=_OMIT_NONE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,7 +224,11 @@ def _adapter() -> TypeAdapter[Manifest]:
 
 def _jsonable(value: object) -> JsonValue:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, enum.Enum):
         return _jsonable(value.value)
     if isinstance(value, dict):

@@ -12,10 +12,15 @@ from keel.model.params import ResolvedParam
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InputSpec:
-    """A declared input (path relative to the project root); ``store=False`` keeps only a digest."""
+    """A declared input (path relative to the project root); ``store=False`` keeps only a digest.
+
+    ``dataset`` (``NAME`` or ``NAME@VERSION``) makes it a dataset input: before the run, that
+    version is put at ``path``. Which version "latest" means is decided when the run starts.
+    """
 
     path: str
     store: bool = True
+    dataset: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,7 +79,10 @@ class RunPlan:
             "argv": list(self.argv) if self.argv is not None else None,
             "entrypoint": self.entrypoint,
             "cwd": str(self.cwd),
-            "inputs": [[i.path, i.store] for i in self.inputs],
+            "inputs": [
+                [i.path, i.store] if i.dataset is None else [i.path, i.store, i.dataset]
+                for i in self.inputs
+            ],
             "outputs": list(self.outputs),
             "metrics_file": self.metrics_file,
             "metrics": [[m.name, m.goal, m.tolerance] for m in self.metrics],
@@ -84,6 +92,22 @@ class RunPlan:
             "timeout_s": self.timeout_s,
             "extra_env": dict(self.extra_env),
         }
+
+    @property
+    def dataset_outputs(self) -> tuple[tuple[str, str], ...]:
+        """``(path, dataset name)`` of each output declared as a dataset.
+
+        Read from ``experiment_def`` (the experiment as declared), so every copy of a plan —
+        cached, or rebuilt from a manifest — carries them. Only `keel run` registers them.
+        """
+        found: list[tuple[str, str]] = []
+        outputs = self.experiment_def.get("outputs")
+        for item in outputs if isinstance(outputs, list) else []:
+            if isinstance(item, dict):
+                path, dataset = item.get("path"), item.get("dataset")
+                if isinstance(path, str) and isinstance(dataset, str):
+                    found.append((path, dataset))
+        return tuple(found)
 
     @property
     def param_values(self) -> dict[str, JsonValue]:

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING
 
 from keel.base.digest import Digest
 from keel.compare.drift import (
+    Change,
     Drift,
+    DriftKind,
     DriftReport,
     compare_states,
     experiment_added,
@@ -68,7 +70,16 @@ class _Current:
         profile = self.profile or reference.profile
         plan = plan_for(self.ws, name, profile, check_inputs=False)
         now = experiment_state(plan, self.snapshot, self.cache, environ=self.ws.environ)
-        return compare_states(reference, now), uncompared(reference, now, what=what)
+        items, notes = compare_states(reference, now), uncompared(reference, now, what=what)
+        if any(i.kind is DriftKind.DATA and i.change is Change.CHANGED for i in items):
+            from keel.ops.dataprofile import add_data_statistics
+
+            items, more = add_data_statistics(
+                self.ws, items, old_inputs=reference.inputs, new_inputs=now.inputs,
+                root=plan.project_root,
+            )  # fmt: skip
+            notes = (*notes, *more)
+        return items, notes
 
 
 if TYPE_CHECKING:

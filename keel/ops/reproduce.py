@@ -3,7 +3,9 @@
 1. The run reference is resolved and its manifest loaded. A run still going, a lost run, a
    missing manifest or code that was never captured is ``NOT_REPRODUCIBLE``, with the reason.
 2. The recorded code is restored in a sandbox (a detached worktree at the recorded commit, the
-   patch applied, untracked files written back) and the recorded inputs are put in place.
+   patch applied, untracked files written back) and the recorded inputs are put in place. A run,
+   patch, file or input this store lacks is first fetched from the default remote, if one is
+   configured (:mod:`keel.ops.remote`).
 3. The plan is built from the manifest — never from today's keel.yaml: the parameters with their
    recorded sources, the seed, the recorded argv or entrypoint, the working folder, and inputs,
    outputs, metrics and env allow-list from the recorded experiment definition.
@@ -154,9 +156,10 @@ def reproduce(
         keel.errors.UserError: a tolerance names no metric of the run.
     """
     started = time.monotonic()
-    run_id, status, seal = _locate(ws, request.ref)
+    run_id, status, seal = _locate_or_fetch(ws, request.ref)
     try:
         raw = _raw_manifest(ws, run_id, status, seal)
+        _fetch_missing(ws, raw, run_id, on_event)
     except _NotReproducible as exc:
         return _failed(run_id, str(exc), request=request, started=started)
     # NOTE: the checkout (one file write per file, in git) starts first; validating the manifest
@@ -284,6 +287,44 @@ def _locate(ws: Workspace, ref: str) -> tuple[str, RunStatus | None, Digest | No
             raise
         return starting, RunStatus.RUNNING, None  # so new that the index has not seen it yet
     return summary.id, summary.status, Digest.parse(summary.manifest) if summary.manifest else None
+
+
+def _locate_or_fetch(ws: Workspace, ref: str) -> tuple[str, RunStatus | None, Digest | None]:
+    """:func:`_locate`, fetching the run from the default remote when it is not here."""
+    try:
+        return _locate(ws, ref)
+    except RunRefError as exc:
+        from keel.ops.remote import pull_run
+
+        try:
+            fetched = pull_run(ws, ref.strip())
+        except KeelError as failure:
+            raise RunRefError(f"{exc}; the remote could not be asked: {failure}") from failure
+        if not fetched:
+            raise
+    return _locate(ws, ref)
+
+
+def _fetch_missing(
+    ws: Workspace, raw: Mapping[str, JsonValue], run_id: str, on_event: EventCallback
+) -> None:
+    """Fetch the recorded code changes and stored inputs this store lacks from the default
+    remote (nothing is contacted when none is configured or nothing is missing)."""
+    from keel.ops.reachability import DIGEST
+    from keel.ops.remote import fetch_missing
+
+    code, inputs = raw.get("code"), raw.get("inputs")
+    named: list[JsonValue] = [code.get("diff")] if isinstance(code, dict) else []
+    untracked = code.get("untracked") if isinstance(code, dict) else None
+    for entry in [*(untracked if isinstance(untracked, list) else ()),
+                  *(inputs if isinstance(inputs, list) else ())]:  # fmt: skip
+        if isinstance(entry, dict) and entry.get("stored", True):
+            named.append(entry.get("digest"))
+    roots = [Digest.parse(d) for d in named if isinstance(d, str) and DIGEST.fullmatch(d)]
+    with _reason(f"cannot fetch what run {run_id} needs from the remote"):
+        report = fetch_missing(ws, roots)
+    if report is not None:
+        on_event("fetched", {"remote": report.remote.name, "objects": report.moved})
 
 
 def _raw_manifest(

@@ -31,6 +31,7 @@ from keel.errors import ExecutionError, StrictViolation
 from keel.execute import inrun
 from keel.execute.executor import ExecRequest, ExecResult, Executor, OutputCallback, _ignore_output
 from keel.execute.local import LocalExecutor
+from keel.model.dataset import DatasetVersion
 from keel.model.manifest import (
     ConfigInfo,
     ExecutorInfo,
@@ -66,10 +67,12 @@ class RunRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOutcome:
-    """The sealed run: its manifest and the digest that seals it."""
+    """The sealed run: its manifest, the digest that seals it, and the dataset versions its
+    outputs were registered as."""
 
     manifest: Manifest
     digest: Digest
+    datasets: tuple[DatasetVersion, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -83,6 +86,7 @@ class _Before:
     environment: dict[str, JsonValue]
     hardware: dict[str, JsonValue]
     inputs: tuple[InputRecord, ...]
+    flags: tuple[str, ...] = ()
 
 
 def _same(manifest: Manifest) -> Manifest:
@@ -115,16 +119,32 @@ def run_experiment(
 ) -> RunOutcome:
     """Run one experiment and seal its manifest; returns even when the user's command fails.
 
+    Outputs declared as datasets become new versions when the run succeeds.
+
     Raises:
-        keel.errors.ValidationError: bad spec or parameters (nothing ran, nothing stored).
+        keel.errors.ValidationError: bad spec or parameters, or an unknown dataset or version
+            (nothing ran, nothing stored).
         keel.errors.StrictViolation: a strict profile refused to start (a dirty tree, a
             missing input, or drift from keel.lock that ``request.allow_drift`` does not allow).
     """
     plan = resolve_plan(ws, request)
-    options = ExecOptions(allow_drift=request.allow_drift)
-    return execute_plan(
+    registered: list[DatasetVersion] = []
+
+    def register(manifest: Manifest) -> Manifest:
+        from keel.ops.lineage import register_outputs
+
+        manifest, made = register_outputs(ws, plan, manifest)
+        registered.extend(made)
+        for version in made:
+            on_event("dataset", {"run_id": manifest.run.id, "dataset": version.ref})
+        return manifest
+
+    amend = register if plan.dataset_outputs else _same
+    options = ExecOptions(allow_drift=request.allow_drift, amend=amend)
+    outcome = execute_plan(
         ws, plan, options=options, executor=executor, on_output=on_output, on_event=on_event
     )
+    return replace(outcome, datasets=tuple(registered))
 
 
 def execute_plan(
@@ -138,6 +158,9 @@ def execute_plan(
 ) -> RunOutcome:
     """Execute a resolved plan (its code at ``plan.project_root``) and seal it in ``ws``'s store.
 
+    Dataset inputs are resolved (an unknown one is a ValidationError before anything runs)
+    and their versions put in place.
+
     Raises:
         keel.errors.StrictViolation: the plan is strict and the tree is dirty, inputs are
             missing, or it drifted from keel.lock without ``options.allow_drift``.
@@ -147,9 +170,10 @@ def execute_plan(
     executor = executor or LocalExecutor()
     run_id = new_run_id()
     created = ws.clock.now()
+    datasets = _dataset_inputs(ws, plan)
     _enforce_strict(plan)
     options = _enforce_lock(ws, plan, options, environ)
-    before = _capture_before(ws, plan, environ=environ, python=options.python)
+    before = _capture_before(ws, plan, environ=environ, python=options.python, datasets=datasets)
     hashseed, hashseed_source = pythonhashseed(plan.seed, environ)
     start = _start_manifest(
         ws,
@@ -218,13 +242,30 @@ def resolve_plan(ws: Workspace, request: RunRequest) -> RunPlan:
             seed=request.seed,
             why=request.why,
         )
-        save_plan(ws.cache_dir, key, plan)
+        if not any(i.dataset for i in plan.inputs):  # NOTE: the plan cache reads no datasets
+            save_plan(ws.cache_dir, key, plan)
     return plan
 
 
+def _dataset_inputs(ws: Workspace, plan: RunPlan) -> dict[int, DatasetVersion]:
+    """The version of each dataset input; a ValidationError names every unknown one."""
+    if not any(i.dataset for i in plan.inputs):
+        return {}
+    from keel.ops.lineage import resolve_dataset_inputs
+
+    return resolve_dataset_inputs(ws, plan)
+
+
 def _capture_before(
-    ws: Workspace, plan: RunPlan, *, environ: Mapping[str, str], python: str | None
+    ws: Workspace,
+    plan: RunPlan,
+    *,
+    environ: Mapping[str, str],
+    python: str | None,
+    datasets: Mapping[int, DatasetVersion],
 ) -> _Before:
+    # Dataset inputs are put in place first, so that the code facet sees a settled tree.
+    prepared = _prepare_datasets(ws, plan, datasets) if datasets else {}
     with ThreadPoolExecutor(max_workers=3) as pool:
         code = pool.submit(capture_code, plan.project_root, ws.objects)
         env = pool.submit(
@@ -236,13 +277,36 @@ def _capture_before(
             python=python,
         )
         hardware = pool.submit(capture_hardware)
-        inputs = tuple(_capture_input(ws, plan, spec.path, spec.store) for spec in plan.inputs)
+        inputs = tuple(
+            prepared[i] if i in prepared else _capture_input(ws, plan, spec.path, spec.store)
+            for i, spec in enumerate(plan.inputs)
+        )
         return _Before(
             code=code.result(),
             environment=env.result(),
             hardware=hardware.result(),
             inputs=inputs,
+            flags=_dataset_flags(plan, code.result()) if datasets else (),
         )
+
+
+def _prepare_datasets(
+    ws: Workspace, plan: RunPlan, datasets: Mapping[int, DatasetVersion]
+) -> dict[int, InputRecord]:
+    from keel.ops.data import DataCache
+    from keel.ops.lineage import prepare_dataset_inputs
+
+    cache = DataCache.open(ws)
+    try:
+        return prepare_dataset_inputs(ws, plan, datasets, cache)
+    finally:
+        cache.save()
+
+
+def _dataset_flags(plan: RunPlan, code: Mapping[str, JsonValue]) -> tuple[str, ...]:
+    from keel.ops.lineage import untracked_dataset_flags
+
+    return untracked_dataset_flags(plan, code)
 
 
 def _capture_input(ws: Workspace, plan: RunPlan, rel: str, store: bool) -> InputRecord:
@@ -275,7 +339,11 @@ def _enforce_strict(plan: RunPlan) -> None:
         if isinstance(untracked, list):
             changed += [str(u.get("path")) for u in untracked if isinstance(u, dict)]
         problems.append(f"the working tree has uncommitted changes ({', '.join(changed[:5])})")
-    missing = [i.path for i in plan.inputs if not (plan.project_root / i.path).exists()]
+    missing = [
+        i.path
+        for i in plan.inputs
+        if i.dataset is None and not (plan.project_root / i.path).exists()
+    ]
     if missing:
         problems.append("missing inputs: " + ", ".join(missing))
     if problems:

@@ -14,12 +14,14 @@ from keel.capture.data import hash_path, store_path
 from keel.capture.git import code_fingerprint
 from keel.capture.metrics import collect_metrics
 from keel.capture.seeds import read_seeded
+from keel.errors import UserError
 from keel.execute import inrun
 from keel.execute.executor import ExecResult
 from keel.model.manifest import FileRecord, InputRecord, LogRecord, Manifest
 from keel.model.plan import RunPlan
 
 if TYPE_CHECKING:
+    from keel.ops.data import DataCache
     from keel.ops.run import _Before
     from keel.ops.workspace import Workspace
 
@@ -34,7 +36,7 @@ def seal_after(
     run_dir: Path,
 ) -> Manifest:
     """The final manifest: ``start`` plus everything the run produced and every flag raised."""
-    flags: list[str] = []
+    flags: list[str] = list(before.flags)
     code = dict(before.code)
     if before.code.get("captured"):
         now = code_fingerprint(plan.project_root)
@@ -42,7 +44,7 @@ def seal_after(
         code["changed_during_run"] = changed
         if changed:
             flags.append("code changed during run")
-    inputs = tuple(_recheck_input(rec, plan, flags) for rec in before.inputs)
+    inputs = _recheck_inputs(ws, plan, before.inputs, flags)
     outputs = tuple(_capture_output(ws, plan, rel, flags) for rel in plan.outputs)
     metrics, problems = collect_metrics(
         metrics_file=(plan.project_root / plan.metrics_file) if plan.metrics_file else None,
@@ -85,11 +87,37 @@ def file_record(cls: type[R], rel: str, record: Mapping[str, JsonValue]) -> R:
     return cls(path=rel, **{k: record[k] for k in _RECORD_KEYS if k in record})  # type: ignore[arg-type]
 
 
-def _recheck_input(rec: InputRecord, plan: RunPlan, flags: list[str]) -> InputRecord:
+def _recheck_inputs(
+    ws: Workspace, plan: RunPlan, records: tuple[InputRecord, ...], flags: list[str]
+) -> tuple[InputRecord, ...]:
+    if not any(rec.dataset for rec in records):
+        return tuple(_recheck_input(rec, plan, flags, None) for rec in records)
+    from keel.ops.data import DataCache
+
+    cache = DataCache.open(ws)
+    try:
+        return tuple(_recheck_input(rec, plan, flags, cache) for rec in records)
+    finally:
+        cache.save()
+
+
+def _recheck_input(
+    rec: InputRecord, plan: RunPlan, flags: list[str], cache: DataCache | None
+) -> InputRecord:
     if rec.kind == "missing":
         return rec
-    after = hash_path(plan.project_root / rec.path)
-    digest_after = after.get("digest")
+    digest_after: JsonValue
+    if rec.dataset is not None and cache is not None:
+        # A dataset working copy is re-checked through the caches: one stat per file.
+        from keel.ops.lineage import recheck_dataset_input
+
+        try:
+            digest_after = recheck_dataset_input(plan.project_root, rec, cache)
+        except UserError as exc:
+            flags.append(f"input {rec.path} could not be checked after the run: {exc}")
+            return rec
+    else:
+        digest_after = hash_path(plan.project_root / rec.path).get("digest")
     changed = digest_after != rec.digest
     if changed:
         flags.append(f"input {rec.path} changed during run")

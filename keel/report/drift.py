@@ -11,6 +11,7 @@ from rich.text import Text
 from keel.compare.drift import DriftReport
 from keel.compare.drift_facets import DriftKind
 from keel.compare.gate import GateResult, Verdict
+from keel.report.datadrift import data_drift_lines
 
 _KIND_STYLE = {
     DriftKind.CONFIG: "red",
@@ -47,6 +48,8 @@ def render_drift(report: DriftReport) -> RenderableType:
             if not item.blocking:
                 line.append("  (information)", style="dim")
             parts.append(line)
+            if item.data is not None:
+                parts.extend(data_drift_lines(item.data, indent=" " * 16))
     parts.extend(Text(f"note: {note}", style="yellow") for note in report.notes)
     parts.append(_drift_summary(report))
     return Group(*parts)

@@ -46,7 +46,8 @@ def resolve_run(
         overrides: ``-p name=value`` pairs, values as typed on the command line.
         seed: the run seed, overriding the experiment's.
         why: the run's rationale, overriding the experiment's.
-        check_inputs: also check that declared inputs (and ``cwd``) exist.
+        check_inputs: also check that declared inputs (and ``cwd``) exist. Dataset inputs are
+            not checked here: the run puts them in place, after checking their versions exist.
 
     Raises:
         keel.errors.ValidationError: unknown experiment or profile, or missing inputs.
@@ -104,8 +105,8 @@ def _plan(
         argv=None if exp.command is None else render_argv(exp.command, values, seed=root_seed),
         entrypoint=exp.entrypoint,
         cwd=(project.root / exp.cwd).resolve() if exp.cwd else project.root,
-        inputs=tuple(InputSpec(path=i.path, store=i.store) for i in exp.inputs),
-        outputs=exp.outputs,
+        inputs=tuple(InputSpec(path=i.path, store=i.store, dataset=i.dataset) for i in exp.inputs),
+        outputs=exp.output_paths,
         metrics_file=exp.metrics_file,
         metrics=tuple(
             MetricSpec(name=name, goal=m.goal, tolerance=m.tolerance)
@@ -243,7 +244,7 @@ def _unknown_override(
 def _missing_paths(project: ProjectSpec, name: str, exp: ExperimentSpec) -> list[Problem]:
     problems: list[Problem] = []
     for index, item in enumerate(exp.inputs):
-        if not (project.root / item.path).exists():
+        if item.dataset is None and not (project.root / item.path).exists():
             problems.append(
                 project.problem(
                     ("experiments", name, "inputs", index),

@@ -8,11 +8,13 @@ from collections.abc import Collection, Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, JsonValue
+from pydantic import BeforeValidator, Field, JsonValue, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from keel.base.suggest import closest, did_you_mean
+from keel.model.dataset import default_path, name_problem, ref_problem
 from keel.spec.catalog import BadValue, ParamSpec, check_value
-from keel.spec.problems import KeyPath, Problems
+from keel.spec.problems import KeyPath, Problems, describe_value
 from keel.spec.schema import ENV_NAME, NAME, Section, Seq, SpecModel
 from keel.spec.template import SEED, parse_template
 
@@ -23,14 +25,43 @@ ENTRYPOINT = re.compile(
 
 
 def _input_shorthand(value: object) -> object:
-    return {"path": value} if isinstance(value, str) else value
+    if isinstance(value, str):
+        return {"path": value}
+    if isinstance(value, dict) and "path" not in value and isinstance(value.get("dataset"), str):
+        return {**value, "path": default_path(value["dataset"])}
+    return value
 
 
 class InputDecl(SpecModel):
-    """An input path, relative to the project root; ``store: false`` records only its digest."""
+    """An input path, relative to the project root; ``store: false`` records only its digest.
+
+    With ``dataset`` (``NAME`` for the latest version, or ``NAME@VERSION``), that dataset
+    version is put at ``path`` before the run; ``path`` defaults to ``data/<NAME>``.
+    """
 
     path: str
     store: bool = True
+    dataset: str | None = None
+
+
+class OutputDecl(SpecModel):
+    """An output registered as a new version of ``dataset`` after each successful run."""
+
+    path: str
+    dataset: str
+
+
+def _output_entry(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A path (kept as text) or a ``{path, dataset}`` mapping, each validated on its own."""
+    if isinstance(value, dict):
+        return OutputDecl.model_validate(value)
+    if isinstance(value, str):
+        return handler(value)
+    raise PydanticCustomError(
+        "keel",
+        "expected a path, or a mapping with path and dataset; got {got}",
+        {"got": describe_value(value)},
+    )
 
 
 class MetricDecl(SpecModel):
@@ -49,7 +80,7 @@ class ExperimentSpec(SpecModel):
     defaults: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     seed: int | None = Field(default=None, ge=0)
     inputs: Seq[Annotated[InputDecl, BeforeValidator(_input_shorthand)]] = ()
-    outputs: Seq[str] = ()
+    outputs: Seq[Annotated[OutputDecl | str, WrapValidator(_output_entry)]] = ()
     metrics_file: str | None = None
     metrics: Section[dict[str, MetricDecl]] = Field(default_factory=dict)
     env: Seq[str] = ()
@@ -62,6 +93,11 @@ class ExperimentSpec(SpecModel):
     def param_names(self) -> tuple[str, ...]:
         """The catalog parameters this experiment uses."""
         return self.params or ()
+
+    @property
+    def output_paths(self) -> tuple[str, ...]:
+        """The declared output paths, datasets or not."""
+        return tuple(o if isinstance(o, str) else o.path for o in self.outputs)
 
 
 def path_problem(text: str) -> str | None:
@@ -107,6 +143,7 @@ def check_experiments(
             exp, path, given=entry if isinstance(entry, dict) else {}, problems=problems
         )
         _check_paths(exp, path, problems)
+        _check_datasets(exp, path, problems)
         _check_env_names(exp.env, (*path, "env"), problems)
         experiments[name] = exp
     return experiments
@@ -207,7 +244,7 @@ def _check_paths(exp: ExperimentSpec, path: KeyPath, problems: Problems) -> None
     located: list[tuple[KeyPath, str]] = [
         ((*path, "inputs", i), item.path) for i, item in enumerate(exp.inputs)
     ]
-    located += [((*path, "outputs", i), item) for i, item in enumerate(exp.outputs)]
+    located += [((*path, "outputs", i), item) for i, item in enumerate(exp.output_paths)]
     if exp.metrics_file is not None:
         located.append(((*path, "metrics_file"), exp.metrics_file))
     if exp.cwd is not None:
@@ -216,6 +253,25 @@ def _check_paths(exp: ExperimentSpec, path: KeyPath, problems: Problems) -> None
         reason = path_problem(text)
         if reason is not None:
             problems.add(key, reason)
+
+
+def _check_datasets(exp: ExperimentSpec, path: KeyPath, problems: Problems) -> None:
+    """Dataset references are well formed; a dataset input is always stored."""
+    for index, item in enumerate(exp.inputs):
+        if item.dataset is None:
+            continue
+        key = (*path, "inputs", index)
+        reason = ref_problem(item.dataset)
+        if reason is not None:
+            problems.add((*key, "dataset"), reason)
+        if not item.store:
+            problems.add((*key, "store"), "a dataset input is always stored; remove 'store'")
+    for index, out in enumerate(exp.outputs):
+        if isinstance(out, OutputDecl):
+            reason = name_problem(out.dataset)
+            if reason is not None:
+                problems.add((*path, "outputs", index, "dataset"), reason,
+                             hint="an output names a dataset, not a version")  # fmt: skip
 
 
 def _check_env_names(names: Collection[str], path: KeyPath, problems: Problems) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,18 +23,19 @@ if TYPE_CHECKING:
     from keel.spec.project import ProjectSpec
 
 log = logging.getLogger(__name__)
-_FACTS_VERSION = 1
+_FACTS_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProjectFacts:
-    """Name, profiles and per-profile store settings of a validated keel.yaml."""
+    """Name, profiles and per-profile store and remote settings of a validated keel.yaml."""
 
     name: str
     spec_file: Path
     digest: str
     profiles: tuple[str, ...]
     stores: dict[str, tuple[str | None, str | None]]  # profile -> (objects, index)
+    remotes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -44,6 +45,10 @@ class ProjectFacts:
     def store(self, profile: str) -> tuple[str | None, str | None]:
         """``(objects, index)`` settings under ``profile`` (None where keel's default applies)."""
         return self.stores.get(profile, (None, None))
+
+    def remotes_for(self, profile: str) -> dict[str, str]:
+        """Remote name -> URL under ``profile``, in order (see ProjectSpec.remotes_for)."""
+        return dict(self.remotes.get(profile, ()))
 
 
 def facts_of(project: ProjectSpec) -> ProjectFacts:
@@ -58,6 +63,7 @@ def facts_of(project: ProjectSpec) -> ProjectFacts:
         digest=project.digest,
         profiles=tuple(project.profiles),
         stores=stores,
+        remotes={p: tuple(project.remotes_for(p).items()) for p in project.profiles},
     )
 
 
@@ -95,8 +101,9 @@ def _read(path: Path, spec_file: Path, digest: str) -> ProjectFacts | None:
             digest=digest,
             profiles=tuple(data["profiles"]),
             stores={k: (v[0], v[1]) for k, v in data["stores"].items()},
+            remotes={k: tuple((str(n), str(u)) for n, u in v) for k, v in data["remotes"].items()},
         )
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
 
@@ -105,6 +112,7 @@ def _write(path: Path, facts: ProjectFacts) -> None:
         "name": facts.name,
         "profiles": list(facts.profiles),
         "stores": {k: list(v) for k, v in facts.stores.items()},
+        "remotes": {k: [list(pair) for pair in v] for k, v in facts.remotes.items()},
     }
     try:
         atomic_write_bytes(path, json.dumps(data).encode(), durable=False)

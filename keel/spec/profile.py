@@ -1,4 +1,4 @@
-"""Profiles (dev, prod, ...): overlays of strictness, parameter values, store and environment."""
+"""Profiles (dev, prod, ...): overlays of strictness, parameter values, store, remotes and env."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ class ProfileSpec(SpecModel):
     params: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     store: StoreSpec | None = None
     env: Section[dict[str, EnvText]] = Field(default_factory=dict)
+    # Where runs are shared, not how they run: left out of the profile a manifest records.
+    remotes: Section[dict[str, str]] = Field(default_factory=dict, exclude=True)
 
 
 def check_store(store: StoreSpec, path: KeyPath, problems: Problems) -> None:
@@ -52,6 +54,23 @@ def check_store(store: StoreSpec, path: KeyPath, problems: Problems) -> None:
             f"'{store.index}' is not a database URL",
             hint="write it like sqlite:///.keel/index.db or postgresql://host/db",
         )
+
+
+def check_remotes(remotes: Mapping[str, str], path: KeyPath, problems: Problems) -> None:
+    """Check a ``remotes`` section: names like profile names, each a non-empty URL or folder."""
+    for name, url in remotes.items():
+        if not NAME.match(name):
+            problems.add(
+                (*path, name),
+                f"'{name}' is not a valid remote name",
+                hint="use letters, digits, _ and -",
+            )
+        if not url.strip():
+            problems.add(
+                (*path, name),
+                "the remote location is empty",
+                hint="write an fsspec URL such as s3://bucket/prefix, or a folder path",
+            )
 
 
 def check_profiles(
@@ -74,6 +93,7 @@ def check_profiles(
             )
         if profile.store is not None:
             check_store(profile.store, (*path, "store"), problems)
+        check_remotes(profile.remotes, (*path, "remotes"), problems)
         for var in profile.env:
             if not ENV_NAME.match(var):
                 problems.add(

@@ -12,7 +12,7 @@ from keel.spec.catalog import ParamSpec, check_catalog
 from keel.spec.experiment import ExperimentSpec, check_experiments
 from keel.spec.locate import SPEC_FILE
 from keel.spec.problems import KeyPath, LineMap, Problems, format_key
-from keel.spec.profile import ProfileSpec, StoreSpec, check_profiles, check_store
+from keel.spec.profile import ProfileSpec, StoreSpec, check_profiles, check_remotes, check_store
 from keel.spec.schema import Section, SpecModel
 from keel.spec.yamlload import read_yaml
 
@@ -32,12 +32,21 @@ class ProjectSpec(BaseModel):
     experiments: dict[str, ExperimentSpec]
     profiles: dict[str, ProfileSpec]
     store: StoreSpec = Field(default_factory=StoreSpec)
+    remotes: dict[str, str] = Field(default_factory=dict)
     lines: LineMap = Field(default_factory=LineMap)
 
     def store_for(self, profile: str) -> StoreSpec:
         """The effective store settings under ``profile``: its store over the top-level one."""
         chosen = self.profiles[profile].store
         return self.store if chosen is None else chosen.over(self.store)
+
+    def remotes_for(self, profile: str) -> dict[str, str]:
+        """The remotes under ``profile``: its own first, then top-level ones it does not redefine.
+
+        The default remote is the one named ``origin``, else the first of this mapping.
+        """
+        own = self.profiles[profile].remotes
+        return {**own, **{k: v for k, v in self.remotes.items() if k not in own}}
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line in keel.yaml of a key path (or of its nearest ancestor)."""
@@ -62,6 +71,7 @@ class _FileShape(SpecModel):
     experiments: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     profiles: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     store: StoreSpec | None = None
+    remotes: Section[dict[str, str]] = Field(default_factory=dict)
 
 
 def load_project(spec_file: Path) -> ProjectSpec:
@@ -97,6 +107,7 @@ def load_project(spec_file: Path) -> ProjectSpec:
         experiments=experiments,
         profiles=profiles,
         store=shape.store or StoreSpec(),
+        remotes=shape.remotes,
         lines=doc.lines,
     )
 
@@ -132,4 +143,6 @@ def _check_shape(data: JsonValue, problems: Problems) -> _FileShape | None:
         problems.add(("project",), "the project name is empty")
     if shape is not None and shape.store is not None:
         check_store(shape.store, ("store",), problems)
+    if shape is not None:
+        check_remotes(shape.remotes, ("remotes",), problems)
     return shape
