@@ -256,3 +256,14 @@ def lineage_cmd(ctx: Ctx, ref: str, as_json: bool) -> None:
         echo_json(graph.to_json())
     else:
         console().print(render_lineage(graph))
+
+
+def _mount() -> None:
+    """`keel data diff` and `keel data check` live with the contract and drift code."""
+    from keel.cli.cmd_datadiff import data_check_cmd, data_diff_cmd
+
+    data_group.add_command(data_diff_cmd, "diff")
+    data_group.add_command(data_check_cmd, "check")
+
+
+_mount()
