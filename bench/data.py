@@ -6,8 +6,10 @@ Builds a throwaway keel project and data in a temporary folder (``--dir``), dele
 1. **Hashing** a ``--size-gib`` file (2 GiB by default), each figure in a fresh child process
    that reports its wall time and its peak memory (``resource.getrusage``, ``ru_maxrss``):
 
-   - ``raw blake3``: blake3 over an in-memory buffer, the same number of bytes in 4 MiB
-     updates, single-threaded as keel hashes: the throughput ceiling for this machine;
+   - ``raw blake3``: blake3 over a 256 MiB in-memory buffer (larger than CPU caches, like a
+     file's pages in the page cache), in 4 MiB updates, single-threaded as keel hashes: the
+     throughput ceiling for this machine; and the same over one 4 MiB buffer that stays in the
+     CPU cache. keel is judged against the faster of the two;
    - ``keel data status --rehash``: keel's dataset hashing of the version's working copy (the
      file is read in full, however fresh the caches);
    - ``keel data add`` of the file, once (hash, then stream into the store), for reference.
@@ -26,6 +28,10 @@ Builds a throwaway keel project and data in a temporary folder (``--dir``), dele
    - ``dvc status`` on the same folder (``dvc add``-ed in a copy of it), if ``dvc`` is on PATH.
 
    Cases alternate round by round (``--rounds``), so load changes affect them alike.
+
+Throughputs are judged on the best round of each case (as ``timeit`` advises on a shared
+machine: slower rounds measure the other load); medians are printed beside them. Status times
+are medians.
 
 Usage::
 
@@ -56,17 +62,21 @@ MEMORY_TARGET_MB = 100.0
 STATUS_RATIO_TARGET = 2.0
 RACY_S = 2.1  # keel.ops.statcache.RACY_NS, plus a margin
 WRITE_CHUNK = 64 * 2**20
+RAW_SPAN = 256 * 2**20
 
 RAW_CHILD = """
 import json, os, resource, sys, time
 import blake3
-total, chunk = int(sys.argv[1]), 4 * 2**20
-buf = os.urandom(chunk)
+total, span, chunk = int(sys.argv[1]), int(sys.argv[2]), 4 * 2**20
+buf = memoryview(bytearray(os.urandom(span)))
 h = blake3.blake3()
 start = time.perf_counter()
-for _ in range(total // chunk):
-    h.update(buf)
-seconds = time.perf_counter() - start
+done = 0
+while done < total:
+    for offset in range(0, span, chunk):
+        h.update(buf[offset:offset + chunk])
+    done += span
+seconds = (time.perf_counter() - start) * total / done
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "maxrss_mb": peak}))
 """
@@ -138,10 +148,12 @@ def bench_hash(root: Path, project: Path, size: int, rounds: int) -> dict[str, f
     write_big_file(big, size)
     added = child(KEEL_CHILD, str(project), "add", "big", str(big))
     raw: list[float] = []
+    cached: list[float] = []
     keel: list[float] = []
     peak = 0.0
     for _ in range(rounds):
-        raw.append(size / child(RAW_CHILD, str(size))["seconds"] / 1e9)
+        raw.append(size / child(RAW_CHILD, str(size), str(RAW_SPAN))["seconds"] / 1e9)
+        cached.append(size / child(RAW_CHILD, str(size), str(4 * 2**20))["seconds"] / 1e9)
         got = child(KEEL_CHILD, str(project), "rehash", "big", str(big))
         if not got["ok"]:
             print("keel data status --rehash says the file changed", file=sys.stderr)
@@ -149,8 +161,11 @@ def bench_hash(root: Path, project: Path, size: int, rounds: int) -> dict[str, f
         keel.append(size / got["seconds"] / 1e9)
         peak = max(peak, got["maxrss_mb"])
     return {
-        "raw_gbps": statistics.median(raw),
-        "keel_gbps": statistics.median(keel),
+        "raw_gbps": max(raw),
+        "keel_gbps": max(keel),
+        "raw_gbps_median": statistics.median(raw),
+        "keel_gbps_median": statistics.median(keel),
+        "raw_cached_gbps": max(cached),
         "keel_peak_mb": peak,
         "add_gbps": size / added["seconds"] / 1e9,
         "add_peak_mb": added["maxrss_mb"],
@@ -244,13 +259,16 @@ def _dvc_setup(root: Path, folder: Path) -> Path | None:
 
 def report(hashing: dict[str, float], status: dict[str, float | None], *, files: int) -> bool:
     """Print the figures and the target lines; True when every target is met."""
-    share = hashing["keel_gbps"] / hashing["raw_gbps"]
+    ceiling = max(hashing["raw_gbps"], hashing["raw_cached_gbps"])
+    share = hashing["keel_gbps"] / ceiling
     ratio = (status["keel"] or 0) / (status["stat"] or 1)
-    print("\nhashing one large file (median GB/s; peak memory of the process)")
-    print(f"  raw blake3 (in memory)       {hashing['raw_gbps']:6.2f} GB/s")
-    print(f"  keel data status --rehash    {hashing['keel_gbps']:6.2f} GB/s  "
-          f"{hashing['keel_peak_mb']:6.1f} MB peak")  # fmt: skip
-    print(f"  keel data add (hash + store) {hashing['add_gbps']:6.2f} GB/s  "
+    print("\nhashing one large file (best GB/s, median in brackets; peak memory of the process)")
+    print(f"  raw blake3 (in memory)       {hashing['raw_gbps']:6.2f} GB/s "
+          f"({hashing['raw_gbps_median']:.2f})")  # fmt: skip
+    print(f"  raw blake3 (in CPU cache)    {hashing['raw_cached_gbps']:6.2f} GB/s")
+    keel, median, peak = hashing["keel_gbps"], hashing["keel_gbps_median"], hashing["keel_peak_mb"]
+    print(f"  keel data status --rehash    {keel:6.2f} GB/s ({median:.2f})  {peak:6.1f} MB peak")
+    print(f"  keel data add (hash + store) {hashing['add_gbps']:6.2f} GB/s         "
           f"{hashing['add_peak_mb']:6.1f} MB peak  (once, for reference)")  # fmt: skip
     print(f"\nno-op status of {files} small files (median ms)")
     labels = {"stat": "stat only (Python walk)", "keel": "keel data status, in process",
@@ -261,7 +279,8 @@ def report(hashing: dict[str, float], status: dict[str, float | None], *, files:
         shown = f"{value * 1000:8.1f} ms" if value is not None else "    (dvc not installed)"
         print(f"  {label:<30}{shown}")
     checks = [
-        (f"hashing: {share:.0%} of raw blake3 (target ≥ {HASH_SHARE_TARGET:.0%})",
+        (f"hashing: {share:.0%} of raw blake3, the faster of its two figures "
+         f"(target ≥ {HASH_SHARE_TARGET:.0%})",
          share >= HASH_SHARE_TARGET),
         (f"hashing peak memory: {hashing['keel_peak_mb']:.1f} MB (target ≤ "
          f"{MEMORY_TARGET_MB:.0f} MB)", hashing["keel_peak_mb"] <= MEMORY_TARGET_MB),
@@ -287,7 +306,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="keel-databench-", dir=args.dir))
     try:
         project = make_project(root)
-        hashing = bench_hash(root, project, int(args.size_gib * 2**30), max(1, args.rounds // 2))
+        hashing = bench_hash(root, project, int(args.size_gib * 2**30), args.rounds)
         status = bench_status(root, project, args.files, args.rounds)
         met = report(hashing, status, files=args.files)
         if args.json:
