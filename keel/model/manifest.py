@@ -178,6 +178,8 @@ class Manifest:
     flags: tuple[str, ...] = ()
     not_captured: dict[str, str] = field(default_factory=dict)
     reproduction: dict[str, JsonValue] | None = None
+    sweep: dict[str, JsonValue] | None = field(default=None, metadata=_OMIT_NONE)
+    stage: dict[str, JsonValue] | None = field(default=None, metadata=_OMIT_NONE)
     schema_version: int = SCHEMA_VERSION
     kind: Literal["keel.run"] = "keel.run"
 

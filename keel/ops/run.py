@@ -100,6 +100,11 @@ class ExecOptions:
     ``environ`` is the child's base environment (default: the workspace's); ``python`` is the
     interpreter whose folder goes first on PATH and whose packages are recorded (default: the
     one keel runs in); ``amend`` may add to the manifest just before it is sealed.
+
+    ``code`` is a code facet captured already (a sweep captures it once, then runs every trial
+    in a frozen copy of that code); ``executor`` overrides what the manifest records about the
+    executor (a pool or Dask worker); ``sweep`` and ``stage`` are recorded in the manifest from
+    the start record on (see ``keel.model.sweep.TrialInfo`` and ``keel.ops.pipeline``).
     """
 
     environ: Mapping[str, str] | None = None
@@ -107,6 +112,10 @@ class ExecOptions:
     reproduces: str | None = None
     allow_drift: str | None = None
     amend: Callable[[Manifest], Manifest] = _same
+    code: Mapping[str, JsonValue] | None = None
+    executor: ExecutorInfo | None = None
+    sweep: Mapping[str, JsonValue] | None = None
+    stage: Mapping[str, JsonValue] | None = None
 
 
 def run_experiment(
@@ -173,7 +182,9 @@ def execute_plan(
     datasets = _dataset_inputs(ws, plan)
     _enforce_strict(plan)
     options = _enforce_lock(ws, plan, options, environ)
-    before = _capture_before(ws, plan, environ=environ, python=options.python, datasets=datasets)
+    before = _capture_before(
+        ws, plan, environ=environ, python=options.python, datasets=datasets, given_code=options.code
+    )
     hashseed, hashseed_source = pythonhashseed(plan.seed, environ)
     start = _start_manifest(
         ws,
@@ -263,11 +274,12 @@ def _capture_before(
     environ: Mapping[str, str],
     python: str | None,
     datasets: Mapping[int, DatasetVersion],
+    given_code: Mapping[str, JsonValue] | None = None,
 ) -> _Before:
     # Dataset inputs are put in place first, so that the code facet sees a settled tree.
     prepared = _prepare_datasets(ws, plan, datasets) if datasets else {}
     with ThreadPoolExecutor(max_workers=3) as pool:
-        code = pool.submit(capture_code, plan.project_root, ws.objects)
+        code = pool.submit(_code_facet, plan.project_root, ws, given_code)
         env = pool.submit(
             capture_environment,
             project_root=plan.project_root,
@@ -288,6 +300,12 @@ def _capture_before(
             inputs=inputs,
             flags=_dataset_flags(plan, code.result()) if datasets else (),
         )
+
+
+def _code_facet(
+    root: Path, ws: Workspace, given: Mapping[str, JsonValue] | None
+) -> dict[str, JsonValue]:
+    return dict(given) if given is not None else capture_code(root, ws.objects)
 
 
 def _prepare_datasets(
@@ -397,7 +415,8 @@ def _start_manifest(
             user=_user(),
             pid=os.getpid(),
             keel_version=__version__,
-            executor=ExecutorInfo(name=executor.name, parallelism=executor.parallelism),
+            executor=options.executor
+            or ExecutorInfo(name=executor.name, parallelism=executor.parallelism),
             profile=plan.profile,
             why=plan.why,
             tags=plan.tags,
@@ -426,6 +445,8 @@ def _start_manifest(
         environment=before.environment,
         hardware=before.hardware,
         not_captured=_not_captured(before),
+        sweep=dict(options.sweep) if options.sweep is not None else None,
+        stage=dict(options.stage) if options.stage is not None else None,
     )
 
 
