@@ -96,6 +96,8 @@ def run_cmd(
         echo_json({"digest": str(outcome.digest), "manifest": m.to_json()})
     else:
         _summary(m, str(outcome.digest), ws.store_root)
+        for version in outcome.datasets:
+            click.echo(f"  registered dataset {version.ref}", err=True)
     sys.exit(_exit_code(m.run.status.value, m.run.exit_code, m.run.signal))
 
 

@@ -145,7 +145,15 @@ def state_from_manifest(manifest: Manifest) -> ExperimentState:
         command=command if isinstance(command, str) else None,
         entrypoint=entrypoint if isinstance(entrypoint, str) else None,
         inputs=tuple(
-            InputState(path=i.path, kind=i.kind, digest=i.digest, size=i.size, files=i.files)
+            InputState(
+                path=i.path,
+                kind=i.kind,
+                digest=i.digest,
+                size=i.size,
+                files=i.files,
+                dataset=i.dataset,
+                version=i.version,
+            )
             for i in manifest.inputs
         ),
         environment=EnvironmentState.from_facet(manifest.environment),

@@ -264,9 +264,13 @@ def data_drift(
             msg = f"{subject} is missing (was {_short(old.digest)})"
             out.add(DriftKind.DATA, subject, Change.REMOVED, msg, old.digest)
         elif old.digest != new.digest or old.kind != new.kind:
-            msg = (
-                f"{subject} changed: {_short(old.digest)} → {_short(new.digest)}{_sizes(old, new)}"
-            )
+            if old.version_ref and new.version_ref:
+                msg = f"{subject} changed: dataset {old.version_ref} → {new.version_ref}"
+            else:
+                msg = (
+                    f"{subject} changed: {_short(old.digest)} → {_short(new.digest)}"
+                    f"{_sizes(old, new)}"
+                )
             out.add(DriftKind.DATA, subject, Change.CHANGED, msg, old.digest, new.digest)
     return out.items
 

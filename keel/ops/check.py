@@ -69,7 +69,9 @@ class _Current:
             return (experiment_removed(name, what),), ()
         profile = self.profile or reference.profile
         plan = plan_for(self.ws, name, profile, check_inputs=False)
-        now = experiment_state(plan, self.snapshot, self.cache, environ=self.ws.environ)
+        now = experiment_state(
+            plan, self.snapshot, self.cache, environ=self.ws.environ, ws=self.ws
+        )
         items, notes = compare_states(reference, now), uncompared(reference, now, what=what)
         if any(i.kind is DriftKind.DATA and i.change is Change.CHANGED for i in items):
             from keel.ops.dataprofile import add_data_statistics
@@ -230,7 +232,7 @@ def check_plan(
     snapshot = take_snapshot(
         plan.project_root, ws.cache_dir, cache, python=python, environ=environ, with_code=False
     )
-    current = experiment_state(plan, snapshot, cache, environ=environ)
+    current = experiment_state(plan, snapshot, cache, environ=environ, ws=ws)
     cache.save()
     return DriftReport(against=AGAINST_LOCK, references=refs, items=compare_states(locked, current))
 

@@ -20,7 +20,6 @@ materialisation share private helpers. The run side of datasets is :mod:`keel.op
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import marshal
@@ -35,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from keel.base.atomic import atomic_write_bytes
 from keel.base.canonical import JsonValue, canonical_json, loads
@@ -441,31 +440,6 @@ class AddOutcome:
     created: bool
 
 
-class _Validate(Protocol):
-    def __call__(
-        self,
-        ws: Workspace,
-        *,
-        name: str,
-        path: Path,
-        contract_file: Path | None,
-        previous: DatasetVersion | None,
-        breaking: str | None,
-    ) -> tuple[str | None, str | None]: ...
-
-
-def _validator() -> _Validate | None:
-    """``keel.ops.datacheck.validate_version`` when data contracts are installed."""
-    try:
-        module = importlib.import_module("keel.ops.datacheck")
-    except ModuleNotFoundError as exc:
-        if exc.name != "keel.ops.datacheck":
-            raise
-        return None
-    found: _Validate = module.validate_version
-    return found
-
-
 def check_version(
     ws: Workspace,
     *,
@@ -480,12 +454,8 @@ def check_version(
         keel.errors.ValidationError: the data violates the contract (nothing is stored).
         keel.errors.UserError: ``--contract`` was given but contracts are not available.
     """
-    validate = _validator()
-    if validate is None:
-        if contract_file is not None:
-            raise UserError("data contracts are not available in this keel installation; "
-                            "add the version without --contract")  # fmt: skip
-        return None, None
+    from keel.ops.datacheck import validate_version as validate
+
     versions = dataset_versions(ws, name)
     return validate(ws, name=name, path=path, contract_file=contract_file,
                     previous=versions[0] if versions else None, breaking=breaking)  # fmt: skip

@@ -26,6 +26,7 @@ from keel.compare.datadrift import compare_schema
 from keel.compare.schema import DataProfile, TableProfile
 from keel.errors import Problem, UserError, ValidationError
 from keel.ops.dataprofile import (
+    data_extra_installed,
     load_profile,
     logical_dtype,
     profile_frame,
@@ -97,7 +98,8 @@ def validate_version(
             data breaks the contract (every failure listed).
         keel.errors.UserError: a breaking schema change without ``breaking``, an empty reason,
             or a contract given for data that holds no table.
-        keel.errors.MissingExtra: ``keel[data]`` is not installed.
+        keel.errors.MissingExtra: ``keel[data]`` is not installed and a contract applies
+            (without one, the version is stored without a profile).
     """
     if breaking is not None and not breaking.strip():
         raise UserError("--breaking needs a reason: say why this version may break its readers")
@@ -111,6 +113,8 @@ def validate_version(
             )
         _check_evolution(name, reference, DataProfile(tables=()), None, breaking)
         return None, None
+    if contract is None and not data_extra_installed():
+        return None, None  # stored without a profile: `keel data diff` compares files only
     profile, problems = _profile_checked(tables, contract, reference)
     if problems:
         raise ValidationError(problems)

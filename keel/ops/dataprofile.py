@@ -74,6 +74,15 @@ _CSV_LINE = re.compile(r"\s*in line (\d+)")
 _CSV_ROW = re.compile(r"starting at row (\d+)")
 
 
+def data_extra_installed() -> bool:
+    """True when pandas, pyarrow and numpy import (``keel[data]``)."""
+    try:
+        require_data_extra()
+    except MissingExtra:
+        return False
+    return True
+
+
 def require_data_extra() -> None:
     """Raise MissingExtra naming ``keel[data]`` unless pandas, pyarrow and numpy import."""
     try:

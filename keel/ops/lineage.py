@@ -95,6 +95,7 @@ def prepare_dataset_inputs(
     for index, version in sorted(found.items()):
         rel = plan.inputs[index].path
         _put_in_place(ws, version, plan.project_root / rel, rel=rel, cache=cache)
+        _check_contract(ws, version, plan.project_root / rel)
         records[index] = InputRecord(
             path=rel, kind=version.kind, digest=version.digest, size=version.size,
             files=version.files if version.kind == "dir" else None, stored=True,
@@ -117,6 +118,27 @@ def _put_in_place(
             "--force`"
         )
     materialise(ws, version, target.absolute(), writable=False)
+
+
+def _check_contract(ws: Workspace, version: DatasetVersion, path: Path) -> None:
+    """Check a dataset input against its version's contract before the run reads it.
+
+    The content is the version's own (``_put_in_place`` made sure), so a check that passed for
+    this content and contract is remembered in the project cache and not repeated.
+    """
+    if version.contract is None:
+        return
+    marker = ws.cache_dir / "datachecks" / f"{version.digest}-{version.contract}"
+    if marker.exists():
+        return
+    from keel.ops.datacheck import check_before_run
+
+    check_before_run(ws, name=version.name, version_record=version, path=path)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass  # only a cache
 
 
 def recheck_dataset_input(root: Path, rec: InputRecord, cache: DataCache) -> str | None:

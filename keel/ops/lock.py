@@ -23,6 +23,7 @@ from keel.base.suggest import did_you_mean
 from keel.capture.environment import capture_environment, recorded_env
 from keel.capture.git import capture_code
 from keel.errors import UserError
+from keel.model.dataset import DatasetVersion
 from keel.model.manifest import ParamValue
 from keel.model.plan import RunPlan
 from keel.ops.statcache import StatCache, cached_sink, digest_path
@@ -89,7 +90,10 @@ def lock_experiments(
     plans = [plan_for(ws, name, profile or ws.profile) for name in names]
     cache = StatCache.open(ws.cache_dir)
     snapshot = take_snapshot(ws.root, ws.cache_dir, cache, python=python, environ=ws.environ)
-    states = {p.experiment: experiment_state(p, snapshot, cache, environ=ws.environ) for p in plans}
+    states = {
+        p.experiment: experiment_state(p, snapshot, cache, environ=ws.environ, ws=ws)
+        for p in plans
+    }
     cache.save()
     lock = Lock(experiments=dict(sorted({**kept, **states}.items())), keel_version=__version__)
     write_lock(path, lock)
@@ -199,9 +203,22 @@ def code_state(root: Path, cache: StatCache) -> CodeState:
 
 
 def experiment_state(
-    plan: RunPlan, snapshot: Snapshot, cache: StatCache, *, environ: Mapping[str, str]
+    plan: RunPlan,
+    snapshot: Snapshot,
+    cache: StatCache,
+    *,
+    environ: Mapping[str, str],
+    ws: Workspace | None = None,
 ) -> ExperimentState:
-    """The state of one experiment now: its plan, the snapshot and its inputs' digests."""
+    """The state of one experiment now: its plan, the snapshot and its inputs' digests.
+
+    With ``ws``, a dataset input's state is the version it resolves to now (``NAME`` means the
+    latest), whether or not a working copy exists: that is what a run would use.
+
+    Raises:
+        keel.errors.ValidationError: (with ``ws``) an unknown dataset or version.
+    """
+    versions = _dataset_versions(ws, plan) if ws is not None else {}
     env = EnvironmentState.from_facet(snapshot.environment)
     if env is not None:
         env = replace(env, threads=thread_vars(recorded_env(environ, plan.env_allow)))
@@ -213,10 +230,31 @@ def experiment_state(
         seed=plan.seed,
         command=command if isinstance(command, str) else None,
         entrypoint=plan.entrypoint,
-        inputs=tuple(_input(plan.project_root, i.path, cache) for i in plan.inputs),
+        inputs=tuple(
+            _version_input(i.path, versions[n])
+            if n in versions
+            else _input(plan.project_root, i.path, cache)
+            for n, i in enumerate(plan.inputs)
+        ),
         environment=env,
         code=snapshot.code,
     )
+
+
+def _dataset_versions(ws: Workspace, plan: RunPlan) -> dict[int, DatasetVersion]:
+    if not any(i.dataset for i in plan.inputs):
+        return {}
+    from keel.ops.lineage import resolve_dataset_inputs
+
+    return resolve_dataset_inputs(ws, plan)
+
+
+def _version_input(rel: str, version: DatasetVersion) -> InputState:
+    return InputState(
+        path=rel, kind=version.kind, digest=version.digest, size=version.size,
+        files=version.files if version.kind == "dir" else None, dataset=version.name,
+        version=version.version,
+    )  # fmt: skip
 
 
 def _input(root: Path, rel: str, cache: StatCache) -> InputState:

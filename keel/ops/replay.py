@@ -240,7 +240,7 @@ def recorded_plan(original: Manifest, sandbox: Sandbox, *, launcher: bool = Fals
         argv=argv,
         entrypoint=cfg.entrypoint,
         cwd=sandbox.inside(cfg.cwd),
-        inputs=tuple(InputSpec(path=i.path, store=i.stored) for i in original.inputs),
+        inputs=tuple(_input_spec(i) for i in original.inputs),
         outputs=tuple(o.path for o in original.outputs),
         metrics_file=metrics_file if isinstance(metrics_file, str) else None,
         metrics=_metric_specs(exp.get("metrics")),
@@ -250,6 +250,13 @@ def recorded_plan(original: Manifest, sandbox: Sandbox, *, launcher: bool = Fals
         timeout_s=float(timeout) if isinstance(timeout, int | float) else None,
         extra_env={**param_env({p.name: p.value for p in params}), **_profile_env(cfg.profile)},
     )
+
+
+def _input_spec(rec: InputRecord) -> InputSpec:
+    """A recorded input; a dataset input is pinned to the version the run used."""
+    if rec.dataset is not None and rec.version is not None:
+        return InputSpec(path=rec.path, store=True, dataset=f"{rec.dataset}@{rec.version}")
+    return InputSpec(path=rec.path, store=rec.stored)
 
 
 def _param(name: str, value: JsonValue, source: str) -> ResolvedParam:

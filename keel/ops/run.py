@@ -253,8 +253,7 @@ def resolve_plan(ws: Workspace, request: RunRequest) -> RunPlan:
             seed=request.seed,
             why=request.why,
         )
-        if not any(i.dataset for i in plan.inputs):  # NOTE: the plan cache reads no datasets
-            save_plan(ws.cache_dir, key, plan)
+        save_plan(ws.cache_dir, key, plan)
     return plan
 
 

@@ -195,6 +195,9 @@ def _files(title: str, records: Iterable[FileRecord]) -> RenderableType:
         flag = ""
         if getattr(rec, "changed_during_run", False):
             flag = " [yellow](changed during run)[/]"
+        dataset, version = getattr(rec, "dataset", None), getattr(rec, "version", None)
+        if dataset is not None:
+            flag += f" [cyan](dataset {dataset}@{version})[/]"
         table.add_row(
             Text(rec.path) + Text.from_markup(flag),
             rec.kind,

@@ -55,7 +55,8 @@ def load_plan(cache_dir: Path, key: str) -> RunPlan | None:
         plan = _plan_from_json(json.loads((cache_dir / "plans" / f"{key}.json").read_bytes()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    paths = [plan.cwd, *(plan.project_root / i.path for i in plan.inputs)]
+    # Dataset inputs are put in place by the run itself, so they need not exist yet.
+    paths = [plan.cwd, *(plan.project_root / i.path for i in plan.inputs if i.dataset is None)]
     return plan if all(p.exists() for p in paths) else None
 
 
@@ -91,7 +92,10 @@ def _plan_from_json(data: Any) -> RunPlan:  # parsed JSON, checked by use
         argv=tuple(data["argv"]) if data["argv"] is not None else None,
         entrypoint=data["entrypoint"],
         cwd=Path(data["cwd"]),
-        inputs=tuple(InputSpec(path=p, store=s) for p, s in data["inputs"]),
+        inputs=tuple(
+            InputSpec(path=i[0], store=i[1], dataset=i[2] if len(i) > 2 else None)
+            for i in data["inputs"]
+        ),
         outputs=tuple(data["outputs"]),
         metrics_file=data["metrics_file"],
         metrics=tuple(MetricSpec(name=n, goal=g, tolerance=t) for n, g, t in data["metrics"]),

@@ -105,6 +105,13 @@ class InputState:
     digest: str | None = None
     size: int | None = None
     files: int | None = None
+    dataset: str | None = None
+    version: str | None = None
+
+    @property
+    def version_ref(self) -> str | None:
+        """``NAME@VERSION`` for a dataset input, else None."""
+        return f"{self.dataset}@{self.version}" if self.dataset and self.version else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,7 +220,7 @@ def _param_table(param: ParamValue) -> dict[str, JsonValue]:
 
 def _input_table(item: InputState) -> dict[str, JsonValue]:
     table: dict[str, JsonValue] = {"kind": item.kind}
-    for key in ("digest", "size", "files"):
+    for key in ("digest", "size", "files", "dataset", "version"):
         value = getattr(item, key)
         if value is not None:
             table[key] = value

@@ -303,6 +303,8 @@ def _input_from(r: Reader, inputs: dict[str, object], path: KeyPath) -> InputSta
         digest=r.maybe_text(table, (*path, "digest")),
         size=r.maybe_integer(table, (*path, "size")),
         files=r.maybe_integer(table, (*path, "files")),
+        dataset=r.maybe_text(table, (*path, "dataset")),
+        version=r.maybe_text(table, (*path, "version")),
     )
 
 

@@ -164,3 +164,14 @@ def test_lineage_of_a_run_and_of_its_output_as_json(project: Path, raw: Path) ->
     assert from_run["downstream"] == [copied]
     text = _ok("lineage", f"raw@{version}", cwd=project).stdout
     assert f"run {run_id}" in text and "downstream" in text
+
+
+def test_keel_run_names_the_versions_it_registered_and_show_names_the_inputs_version(
+    project: Path, raw: Path
+) -> None:
+    _ok("data", "add", "raw", str(raw), cwd=project)
+    version = json.loads(_ok("data", "show", "raw", "--json", cwd=project).stdout)["record"]["version"]
+    run = _ok("run", "prep", cwd=project)
+    assert "registered dataset copied@" in run.stderr
+    shown = _ok("show", "@latest", cwd=project).stdout
+    assert f"(dataset raw@{version})" in shown

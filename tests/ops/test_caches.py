@@ -63,3 +63,18 @@ def test_invalid_keel_yaml_is_reported_even_after_a_valid_one_was_cached(
     )
     with pytest.raises(ValidationError, match="did you mean 'command'"):
         make_workspace(demo)
+
+
+def test_plans_with_dataset_inputs_are_cached_with_their_dataset(
+    demo: Path, make_workspace: MakeWs
+) -> None:
+    spec = demo / "keel.yaml"
+    spec.write_text(spec.read_text().replace("\nprofiles:", "\n  use:\n    command: python -c "
+                    "pass\n    params: []\n    inputs: [{dataset: people@0123456789ab}]\n"
+                    "\nprofiles:"))  # fmt: skip
+    first = resolve_plan(make_workspace(demo), RunRequest(experiment="use"))
+    ws = make_workspace(demo)
+    again = resolve_plan(ws, RunRequest(experiment="use"))
+    assert again == first and again.inputs[0].dataset == "people@0123456789ab"
+    assert not (demo / again.inputs[0].path).exists()  # put in place by the run, not needed here
+    assert ws._project is None  # served from the cache

@@ -19,7 +19,6 @@ from keel.errors import UserError, ValidationError
 from keel.model.dataset import DatasetRef, DatasetVersion, TreeChanges, default_path
 from keel.model.manifest import InputRecord, Manifest
 from keel.model.run import RunStatus
-from keel.ops import data as data_ops
 from keel.ops.data import (
     DataCache,
     add_dataset,
@@ -655,7 +654,7 @@ def test_an_output_that_breaks_its_contract_is_flagged_not_registered(
             raise UserError("column 'x' is missing")
         return None, None
 
-    monkeypatch.setattr(data_ops, "_validator", lambda: refuse)
+    monkeypatch.setattr("keel.ops.datacheck.validate_version", refuse)
     outcome = run_experiment(ws, RunRequest(experiment="prep"))
     assert outcome.manifest.run.status is RunStatus.SUCCEEDED and outcome.datasets == ()
     assert ("output out/features.txt was not registered as dataset features: column 'x' is "
@@ -696,8 +695,14 @@ def test_a_run_with_dataset_inputs_reproduces(project: Path, make_ws: MakeWs, ra
     ws = make_ws(project)
     add_dataset(ws, name="raw", path=raw)
     m, _ = _run(ws, "prep")
+    (raw / "c.txt").write_text("3\n")
+    add_dataset(ws, name="raw", path=raw)  # a newer version must not be used
     result = reproduce(ws, ReproduceRequest(ref=m.run.id))
     assert result.exit_code == 0, result.to_json()
+    assert result.outcome is not None
+    rec = result.outcome.manifest.inputs[0]
+    assert (rec.dataset, rec.version) == ("raw", m.inputs[0].version)
+    assert rec.digest == m.inputs[0].digest
 
 
 def test_a_dataset_input_git_does_not_ignore_is_flagged(
@@ -765,3 +770,25 @@ def test_a_record_that_is_not_a_readable_version_is_refused_with_advice(
         DatasetVersion.from_json({**data, "kind_tag": "keel.run"})
     with pytest.raises(UserError, match=r"raw@\w+ is not valid .*edited"):
         DatasetVersion.from_json({**data, "size": "big"})
+
+
+def test_keel_lock_pins_the_dataset_version_and_check_names_a_newer_latest(
+    project: Path, make_ws: MakeWs, raw: Path
+) -> None:
+    from keel.ops.check import check_drift
+    from keel.ops.lock import lock_experiments
+    from keel.spec.lockread import read_lock
+
+    ws = make_ws(project)
+    v1 = add_dataset(ws, name="raw", path=raw).version
+    lock_experiments(ws, ["prep"])  # no working copy yet: the lock names the version anyway
+    locked = read_lock(project / "keel.lock").experiments["prep"].inputs[0]
+    assert (locked.dataset, locked.version, locked.digest) == ("raw", v1.version, v1.digest)
+    assert f'version = "{v1.version}"' in (project / "keel.lock").read_text()
+    assert not check_drift(make_ws(project), ["prep"]).items
+    (raw / "c.txt").write_text("3\n")
+    v2 = add_dataset(ws, name="raw", path=raw).version
+    items = check_drift(make_ws(project), ["prep"]).items
+    assert [i.message for i in items] == [
+        f"input data/raw changed: dataset raw@{v1.version} → raw@{v2.version}"
+    ]

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from keel.base.canonical import loads
-from keel.base.digest import Digest
+from keel.base.digest import Digest, hash_file
 from keel.cli.cmd_datadiff import data_check_cmd, data_diff_cmd
 from keel.cli.context import Ctx
 from keel.compare.drift import Change, Drift, DriftKind, DriftReport
@@ -311,6 +311,16 @@ def test_missing_data_extra_names_what_to_install(
     with pytest.raises(MissingExtra, match=r"pip install 'keel\[data\]'") as caught:
         _validate(ws, path)
     assert caught.value.code == 8
+
+
+def test_without_the_data_extra_a_table_without_contract_is_added_unprofiled(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(ws, "people.csv", GOOD_CSV)
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if keel[data] were not installed
+    version = add_dataset(ws, name="people", path=path).version
+    assert (version.contract, version.profile) == (None, None)
+    assert version.digest == str(hash_file(path)[0])
 
 
 def test_importing_the_run_check_and_data_paths_loads_no_data_library() -> None:
@@ -660,3 +670,67 @@ def test_keel_data_diff_shows_a_breaking_change_recorded_with_its_reason(ws: Wor
     assert "  column 'income' dropped (was float)  breaking" in lines
     assert "table people.csv: rows 4 → 1 (-3)" in lines
     assert "breaking schema change" in lines
+
+
+# -- runs check their dataset inputs ----------------------------------------------------------
+
+USE_PEOPLE = """\
+  use:
+    command: python -c "print(open('data/people.csv').read().count(chr(10)))"
+    params: []
+    inputs: [{dataset: people, path: data/people.csv}]
+"""
+
+
+def _with_user(ws: Workspace, make_workspace: MakeWs) -> Workspace:
+    spec = ws.root / "keel.yaml"
+    spec.write_text(spec.read_text().replace("\nprofiles:", "\n" + USE_PEOPLE + "\nprofiles:"))
+    return make_workspace(ws.root)
+
+
+def test_a_run_checks_its_dataset_input_against_the_contract_once_per_content(
+    ws: Workspace, make_workspace: MakeWs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keel.ops.run import RunRequest, run_experiment
+
+    _add(ws, GOOD_CSV, contract_file=ws.root / "contract.yaml")
+    ws = _with_user(ws, make_workspace)
+    checked: list[str] = []
+    real = check_before_run
+
+    def spy(ws: Workspace, **kw: object) -> None:
+        checked.append(str(kw["name"]))
+        real(ws, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("keel.ops.datacheck.check_before_run", spy)
+    first = run_experiment(ws, RunRequest(experiment="use")).manifest
+    second = run_experiment(ws, RunRequest(experiment="use")).manifest
+    assert first.run.status.value == second.run.status.value == "succeeded"
+    assert checked == ["people"]  # the same content and contract passed already
+
+
+def test_a_dataset_input_that_fails_its_contract_stops_the_run_before_it_starts(
+    ws: Workspace, make_workspace: MakeWs
+) -> None:
+    import dataclasses
+
+    from keel.ops.data import publish_version
+    from keel.ops.run import RunRequest, run_experiment
+
+    version = _add(ws, GOOD_CSV)  # no contract when added
+    strict = CONTRACT.replace("max: 120", "max: 40")
+    (ws.root / "strict.yaml").write_text(strict)
+    contract, _ = validate_version(ws, name="other", path=_write(ws, "ok.csv", "id,age,income,"
+                                   "segment\n1,30,1,a\n"), contract_file=ws.root / "strict.yaml",
+                                   previous=None, breaking=None)  # fmt: skip
+    # A version whose record carries a contract its content fails (as from another keel).
+    ws.objects.delete_ref(version.ref_name)
+    publish_version(ws, dataclasses.replace(version, contract=contract))
+    ws = _with_user(ws, make_workspace)
+    with pytest.raises(ValidationError) as caught:
+        run_experiment(ws, RunRequest(experiment="use"))
+    assert [str(p) for p in caught.value.problems] == [
+        "data/people.csv (dataset people): age: max 40: 2 rows fail: 41.5 (row 2), 50.0 (row 3)"
+    ]
+    assert list(ws.objects.list_refs("runs/")) == []
+    assert list(ws.objects.list_refs("active/")) == []
