@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from keel.cli.context import Ctx, console, echo_json
@@ -32,9 +34,18 @@ def show_cmd(ctx: Ctx, run: str, tail: int, as_json: bool) -> None:
                 "digest": view.digest,
                 "status": view.summary.status.value,
                 "manifest": view.manifest.to_json(),
+                "noise": _noise_json(view.noise),
             }
         )
         return
     console().print(
         render_manifest(view.manifest, digest=view.digest, log_tail=view.log_tail, noise=view.noise)
     )
+
+
+def _noise_json(noise: tuple[Any, str] | None) -> dict[str, Any] | None:
+    """The experiment's noise profile and its digest, or None."""
+    if noise is None:
+        return None
+    profile, digest = noise
+    return {"digest": digest, "profile": profile.to_json()}

@@ -57,6 +57,10 @@ def test_show_displays_the_experiment_noise_profile(demo: Path, make_workspace: 
     assert shown.returncode == 0, shown.stderr
     assert "Noise profile of train" in shown.stdout
     assert "replicate ×2: bit-identical" in shown.stdout
+    shown = _keel("-C", str(demo), "show", "train@latest", "--json")
+    assert shown.returncode == 0, shown.stderr
+    as_json = json.loads(shown.stdout)
+    assert as_json["noise"] == {"digest": str(result.digest), "profile": result.profile.to_json()}
 
 
 def test_random_output_makes_replicates_differ(demo: Path, make_workspace: MakeWs) -> None:

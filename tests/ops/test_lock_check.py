@@ -318,6 +318,21 @@ def test_allow_drift_runs_and_records_the_reason_and_the_drift(
         )
 
 
+def test_the_python_api_takes_the_drift_reason_too(
+    demo: Path, make_workspace: MakeWs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keel.api
+
+    _locked_and_committed(demo, make_workspace)
+    monkeypatch.setenv("USER", "alice")
+    with pytest.raises(StrictViolation):
+        keel.api.run("train", project=demo, profile="prod", params={"lr": 0.3})
+    outcome = keel.api.run(
+        "train", project=demo, profile="prod", params={"lr": 0.3}, allow_drift="try lr 0.3"
+    )
+    assert outcome.manifest.run.allow_drift == "try lr 0.3"
+
+
 def test_strict_run_without_drift_runs_and_a_dev_lock_is_drift_under_prod(
     demo: Path, make_workspace: MakeWs
 ) -> None:
