@@ -12,19 +12,14 @@ Everything here is pure: building a group from manifests, summarising, (de)seria
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from keel.base.canonical import JsonValue
 from keel.model.manifest import Manifest
-
-if TYPE_CHECKING:
-    from pydantic import TypeAdapter
 
 NOISE_FACTOR = 2.0
 """A delta up to this many standard deviations of the measured spread is within noise."""
@@ -189,7 +184,9 @@ class NoiseProfile:
 
     def to_json(self) -> dict[str, JsonValue]:
         """The JSON form that is canonicalised and stored."""
-        data = _plain(self)
+        from keel.model.records import to_json_value
+
+        data = to_json_value(self)
         assert isinstance(data, dict)
         return data
 
@@ -200,44 +197,12 @@ class NoiseProfile:
         Raises:
             keel.errors.UserError: the data is not a noise profile this keel can read.
         """
-        from pydantic import ValidationError as PydanticError
+        from keel.model.records import check_header, decode_record
 
-        from keel.errors import UserError
-
-        version = data.get("schema_version")
-        if data.get("kind") != PROFILE_KIND or not isinstance(version, int):
-            raise UserError(
-                "object is not a keel noise profile; re-measure with `keel determinism`"
-            )
-        if version > PROFILE_SCHEMA_VERSION:
-            raise UserError(
-                f"noise profile schema_version {version} is newer than this keel understands "
-                f"({PROFILE_SCHEMA_VERSION}); upgrade keel to read it"
-            )
-        try:
-            return _adapter().validate_python(dict(data))
-        except PydanticError as exc:
-            raise UserError(
-                f"noise profile is not valid ({exc.error_count()} problems); "
-                "re-measure it with `keel determinism`"
-            ) from exc
+        remedy = "re-measure it with `keel determinism`"
+        record = check_header(dict(data), tag_key="kind", tag=PROFILE_KIND,
+                              current=PROFILE_SCHEMA_VERSION, what="noise profile",
+                              remedy=remedy)  # fmt: skip
+        return decode_record(cls, record, what="noise profile", remedy=remedy)
 
 
-def _plain(value: object) -> JsonValue:
-    """Dataclasses, enums and tuples as JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    assert value is None or isinstance(value, bool | int | float | str), type(value)
-    return value
-
-
-def _adapter() -> TypeAdapter[NoiseProfile]:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(NoiseProfile)

@@ -12,7 +12,6 @@ Every object a version needs is named by digest in its record (``digest``, ``con
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,12 +129,10 @@ class DatasetVersion:
 
     def to_json(self) -> dict[str, JsonValue]:
         """The JSON form that is canonicalised and stored."""
-        data: dict[str, JsonValue] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, DatasetLineage):
-                value = {"run": value.run, "inputs": list(value.inputs)}
-            data[f.name] = value
+        from keel.model.records import to_json_value
+
+        data = to_json_value(self)
+        assert isinstance(data, dict)
         return data
 
     @classmethod
@@ -145,26 +142,14 @@ class DatasetVersion:
         Raises:
             keel.errors.UserError: the data is not a dataset record this keel can read.
         """
-        from keel.model.decode import Decoder, Refused
+        from keel.model.records import check_header, decode_record
 
-        if not isinstance(data, dict) or data.get("kind_tag") != KIND_TAG:
-            raise UserError("the object is not a keel dataset record; run `keel verify`")
-        found = data.get("schema_version")
-        if not isinstance(found, int) or found < 1:
-            raise UserError(f"dataset record has no valid schema_version ({found!r}); "
-                            "run `keel verify`")  # fmt: skip
-        if found > SCHEMA_VERSION:
-            raise UserError(
-                f"dataset record schema_version {found!r} is newer than this keel understands "
-                f"({SCHEMA_VERSION}); upgrade keel to read it"
-            )
-        try:
-            return Decoder().record(cls, data)
-        except Refused as exc:
-            raise UserError(
-                f"dataset record {data.get('name')}@{data.get('version')} is not valid ({exc}); "
-                "it was not written by this keel version or was edited"
-            ) from exc
+        remedy = "run `keel verify`"
+        record = check_header(data, tag_key="kind_tag", tag=KIND_TAG, current=SCHEMA_VERSION,
+                              what="dataset record", remedy=remedy)  # fmt: skip
+        what = f"dataset record {record.get('name')}@{record.get('version')}"
+        edited = "it was not written by this keel version or was edited"
+        return decode_record(cls, record, what=what, remedy=edited)
 
 
 def version_ref_name(name: str, version: str) -> str:

@@ -14,22 +14,21 @@ hints (``keel.model.decode``) and, for a record that fails, lets pydantic say ex
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from keel.base.canonical import JsonValue
+from keel.model.records import OMIT_NONE
 from keel.model.run import RunStatus
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
+    pass
 
 SCHEMA_VERSION = 1
 _FORBID: dict[str, str] = {"extra": "forbid"}  # pydantic config: unknown fields are errors
 # Fields added after schema version 1 are written only when set, so a manifest that does not use
 # them keeps the exact bytes (and seal) it had before they existed.
-_OMIT_NONE = {"omit_none": True}
+_OMIT_NONE = OMIT_NONE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -185,7 +184,9 @@ class Manifest:
 
     def to_json(self) -> dict[str, JsonValue]:
         """The JSON form that is canonicalised and stored."""
-        data = _jsonable(self)
+        from keel.model.records import to_json_value
+
+        data = to_json_value(self)
         assert isinstance(data, dict)
         return data
 
@@ -196,50 +197,14 @@ class Manifest:
         Raises:
             keel.errors.UserError: the data is not a manifest this keel can read.
         """
-        from keel.model.decode import Decoder, Refused
+        from keel.model.records import decode_record
 
-        upgraded = upgrade(data)
-        try:
-            return Decoder().record(cls, upgraded)
-        except Refused:
-            pass  # pydantic says exactly what is wrong
-        from pydantic import ValidationError as PydanticError
-
-        from keel.errors import UserError
-
-        try:
-            return _adapter().validate_python(upgraded)
-        except PydanticError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise UserError(
-                f"manifest is not valid ({exc.error_count()} problems; first: {where}: "
-                f"{first['msg']}); it was not written by this keel version or was edited"
-            ) from exc
-
-
-def _adapter() -> TypeAdapter[Manifest]:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(Manifest)
-
-
-def _jsonable(value: object) -> JsonValue:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
-        }
-    if isinstance(value, enum.Enum):
-        return _jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    raise TypeError(f"manifest field of type {type(value).__name__} is not JSON")
+        return decode_record(
+            cls,
+            upgrade(data),
+            what="manifest",
+            remedy="it was not written by this keel version or was edited",
+        )
 
 
 def upgrade(data: dict[str, JsonValue]) -> dict[str, JsonValue]:

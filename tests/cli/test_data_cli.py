@@ -170,7 +170,8 @@ def test_keel_run_names_the_versions_it_registered_and_show_names_the_inputs_ver
     project: Path, raw: Path
 ) -> None:
     _ok("data", "add", "raw", str(raw), cwd=project)
-    version = json.loads(_ok("data", "show", "raw", "--json", cwd=project).stdout)["record"]["version"]
+    shown = json.loads(_ok("data", "show", "raw", "--json", cwd=project).stdout)
+    version = shown["record"]["version"]
     run = _ok("run", "prep", cwd=project)
     assert "registered dataset copied@" in run.stderr
     shown = _ok("show", "@latest", cwd=project).stdout

@@ -20,18 +20,17 @@ from keel.model.dataset import DatasetRef, DatasetVersion, TreeChanges, default_
 from keel.model.manifest import InputRecord, Manifest
 from keel.model.run import RunStatus
 from keel.ops.data import (
-    DataCache,
     add_dataset,
     checkout_dataset,
     dataset_names,
     dataset_status,
     dataset_versions,
     get_version,
-    hash_file_pipelined,
-    version_files,
 )
+from keel.ops.datastore import version_files
 from keel.ops.lineage import lineage_graph
 from keel.ops.run import RunRequest, run_experiment
+from keel.ops.workingcopy import DataCache, hash_file_pipelined
 from keel.ops.workspace import Workspace
 from tests.projects import git, make_demo_project
 
@@ -128,7 +127,7 @@ def no_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         raise AssertionError(f"{path} was read")
 
     monkeypatch.setattr("keel.ops.statcache.hash_file", refuse)
-    monkeypatch.setattr("keel.ops.data.hash_file_pipelined", refuse)
+    monkeypatch.setattr("keel.ops.workingcopy.hash_file_pipelined", refuse)
     yield
 
 
@@ -518,7 +517,7 @@ def test_manifest_input_records_name_their_dataset_version_and_round_trip() -> N
     plain = InputRecord(path="a.csv", kind="file", digest="blake3:" + "a" * 64)
     named = InputRecord(path="data/raw", kind="dir", digest="blake3:" + "b" * 64,
                         dataset="raw", version="b" * 12)  # fmt: skip
-    from keel.model.manifest import _jsonable
+    from keel.model.records import to_json_value as _jsonable
 
     assert "dataset" not in json.dumps(_jsonable(plain))
     data = _jsonable(named)
