@@ -28,12 +28,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _timing import summary, timed
 
 TARGET_MS = 1000.0
 EXPERIMENTS = 10
@@ -82,29 +83,9 @@ def build_project(root: Path, *, input_mb: int) -> None:
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
-def _keel_env() -> dict[str, str]:
-    """This environment without KEEL_* settings, so a personal profile or store cannot leak in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
-
-
 def run_keel(keel: str, root: Path, *args: str) -> float:
     """Wall time of one keel command in ms; exits 2 with its stderr when it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [keel, "-C", str(root), *args], env=_keel_env(), capture_output=True, text=True
-    )
-    elapsed = (time.perf_counter() - start) * 1000
-    if done.returncode != 0:
-        sys.stderr.write(f"`keel {' '.join(args)}` exited {done.returncode}:\n{done.stderr}")
-        sys.exit(2)
-    return elapsed
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    """Median, p10 and p90 of the samples, in ms."""
-    ordered = sorted(samples)
-    decile = statistics.quantiles(ordered, n=10) if len(ordered) > 1 else ordered * 9
-    return {"median_ms": statistics.median(ordered), "p10_ms": decile[0], "p90_ms": decile[-1]}
+    return timed([keel, "-C", str(root), *args])[0]
 
 
 def measure(keel: str, root: Path, runs: int) -> dict[str, dict[str, float]]:

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import keel_env, summary, timed
 
 TARGET_MS = 2000.0
 MIN_RUNS = 5
@@ -69,26 +68,15 @@ def write_versions(root: Path, rows: int) -> tuple[Path, Path]:
     return first, second
 
 
-def _env() -> dict[str, str]:
-    """This environment without KEEL_* settings, so a personal profile or store cannot leak in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
-
-
 def run(argv: list[str], *, cwd: Path) -> tuple[float, str]:
     """Wall time in ms and stdout of one command; exits 2 with its stderr when it fails."""
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True)
-    elapsed = (time.perf_counter() - start) * 1000
-    if done.returncode != 0:
-        sys.stderr.write(f"`{' '.join(argv)}` exited {done.returncode}:\n{done.stderr}")
-        sys.exit(2)
-    return elapsed, done.stdout
+    return timed(argv, cwd=cwd)
 
 
 def diff_command(keel: str, root: Path, old: str, new: str) -> tuple[list[str], str]:
     """The argv that runs `keel data diff`, and how it is run (see the module docstring)."""
     probe = subprocess.run(
-        [keel, "-C", str(root), "data", "diff", "--help"], env=_env(), capture_output=True
+        [keel, "-C", str(root), "data", "diff", "--help"], env=keel_env(), capture_output=True
     )
     if probe.returncode == 0:
         return [keel, "-C", str(root), "data", "diff", old, new], "keel data diff"
@@ -99,19 +87,6 @@ def diff_command(keel: str, root: Path, old: str, new: str) -> tuple[list[str], 
         "obj=Ctx(project=None, profile=None))"
     )
     return [sys.executable, "-c", code, old, new], "data_diff_cmd via python -c"
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    """Median, p10, p90, min and max of the samples, in ms."""
-    ordered = sorted(samples)
-    decile = statistics.quantiles(ordered, n=10) if len(ordered) > 1 else ordered * 9
-    return {
-        "median_ms": statistics.median(ordered),
-        "p10_ms": decile[0],
-        "p90_ms": decile[-1],
-        "min_ms": ordered[0],
-        "max_ms": ordered[-1],
-    }
 
 
 def measure(keel: str, root: Path, runs: int, rows: int) -> dict[str, object]:
