@@ -147,7 +147,8 @@ def show_cmd(ctx: Ctx, ref: str, as_json: bool) -> None:
       keel data show iris
       keel data show iris@3f2a9c1b0d4e --json
     """
-    from keel.ops.data import dataset_versions, get_version, version_files
+    from keel.ops.data import dataset_versions, get_version
+    from keel.ops.datastore import version_files
     from keel.report.data import render_version
 
     ws = ctx.workspace()

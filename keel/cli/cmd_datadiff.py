@@ -30,7 +30,7 @@ def data_diff_cmd(ctx: Ctx, old: str, new: str | None, as_json: bool) -> None:
       keel data diff sales@3f2a9c0d1e4b sales --json
     """
     from keel.ops.data import get_version
-    from keel.ops.dataprofile import diff_versions
+    from keel.ops.datadiff import diff_versions
 
     ws = ctx.workspace()
     before = get_version(ws, old)

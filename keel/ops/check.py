@@ -74,7 +74,7 @@ class _Current:
         )
         items, notes = compare_states(reference, now), uncompared(reference, now, what=what)
         if any(i.kind is DriftKind.DATA and i.change is Change.CHANGED for i in items):
-            from keel.ops.dataprofile import add_data_statistics
+            from keel.ops.datadiff import add_data_statistics
 
             items, more = add_data_statistics(
                 self.ws, items, old_inputs=reference.inputs, new_inputs=now.inputs,

@@ -26,14 +26,16 @@ from keel.compare.datadrift import compare_schema
 from keel.compare.schema import DataProfile, TableProfile
 from keel.errors import Problem, UserError, ValidationError
 from keel.ops.dataprofile import (
-    data_extra_installed,
     load_profile,
     logical_dtype,
     profile_frame,
-    read_table,
-    require_data_extra,
     store_profile,
     stored_contract,
+)
+from keel.ops.tables import (
+    data_extra_installed,
+    read_table,
+    require_data_extra,
     table_files,
     table_format,
 )
@@ -254,7 +256,7 @@ def _file_format(ws: Workspace, version: DatasetVersion) -> str | None:
 @contextmanager
 def _stored_tables(ws: Workspace, version: DatasetVersion) -> Iterator[list[tuple[str, Path]]]:
     """A version's tables copied from the object store into a temporary folder."""
-    from keel.ops.data import version_files
+    from keel.ops.datastore import version_files
 
     wanted = [(p, e.digest) for p, e in version_files(ws, version).items() if table_format(p)]
     with tempfile.TemporaryDirectory(prefix="keel-check-") as tmp:

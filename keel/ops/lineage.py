@@ -35,17 +35,9 @@ from keel.model.dataset import (
 )
 from keel.model.manifest import FileRecord, InputRecord, Manifest
 from keel.model.run import RunStatus
-from keel.ops.data import (
-    DataCache,
-    check_version,
-    dataset_versions,
-    get_version,
-    load_version,
-    materialise,
-    publish_version,
-    version_holding,
-    working_digest,
-)
+from keel.ops.data import check_version, dataset_versions, get_version, version_holding
+from keel.ops.datastore import load_version, materialise, publish_version
+from keel.ops.workingcopy import DataCache, working_digest
 
 if TYPE_CHECKING:
     from keel.model.plan import RunPlan

@@ -21,8 +21,8 @@ from keel.model.manifest import FileRecord, InputRecord, LogRecord, Manifest
 from keel.model.plan import RunPlan
 
 if TYPE_CHECKING:
-    from keel.ops.data import DataCache
     from keel.ops.run import _Before
+    from keel.ops.workingcopy import DataCache
     from keel.ops.workspace import Workspace
 
 
@@ -92,7 +92,7 @@ def _recheck_inputs(
 ) -> tuple[InputRecord, ...]:
     if not any(rec.dataset for rec in records):
         return tuple(_recheck_input(rec, plan, flags, None) for rec in records)
-    from keel.ops.data import DataCache
+    from keel.ops.workingcopy import DataCache
 
     cache = DataCache.open(ws)
     try:

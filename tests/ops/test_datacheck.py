@@ -24,7 +24,8 @@ from keel.model.dataset import DatasetVersion
 from keel.ops.check import check_drift
 from keel.ops.data import add_dataset
 from keel.ops.datacheck import check_before_run, check_version, validate_version
-from keel.ops.dataprofile import add_data_statistics, load_profile
+from keel.ops.datadiff import add_data_statistics
+from keel.ops.dataprofile import load_profile
 from keel.ops.lock import lock_experiments
 from keel.ops.workspace import Workspace
 from keel.spec.lockfile import InputState
@@ -326,7 +327,8 @@ def test_without_the_data_extra_a_table_without_contract_is_added_unprofiled(
 def test_importing_the_run_check_and_data_paths_loads_no_data_library() -> None:
     code = (
         "import sys, keel.ops.run, keel.cli.cmd_run, keel.ops.check, keel.ops.datacheck, "
-        "keel.ops.dataprofile, keel.cli.cmd_datadiff, keel.report.drift; "
+        "keel.ops.dataprofile, keel.ops.datadiff, keel.ops.tables, keel.cli.cmd_datadiff, "
+        "keel.report.drift; "
         "print(','.join(m for m in ('pandas', 'pandera', 'pyarrow', 'scipy', 'numpy') "
         "if m in sys.modules))"
     )
@@ -714,7 +716,7 @@ def test_a_dataset_input_that_fails_its_contract_stops_the_run_before_it_starts(
 ) -> None:
     import dataclasses
 
-    from keel.ops.data import publish_version
+    from keel.ops.datastore import publish_version
     from keel.ops.run import RunRequest, run_experiment
 
     version = _add(ws, GOOD_CSV)  # no contract when added
