@@ -1,8 +1,8 @@
 """keel: reproducible experiment orchestration.
 
-The in-run API (``log_metric``, ``log_artifact``, ``params``, ``seed_everything``) imports only
-the standard library, so ``import keel`` inside a user's script costs almost nothing; the rest of
-the public surface (``keel.api``) loads on first use.
+The in-run API (``log_metric``, ``log_artifact``, ``params``, ``seed_everything``, ``fold``)
+imports only the standard library, so ``import keel`` inside a user's script costs almost
+nothing; the rest of the public surface (``keel.api``) loads on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "UserError",
     "Workspace",
     "__version__",
+    "fold",
     "log_artifact",
     "log_metric",
     "params",
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "fold": "keel.execute.inrun",
     "log_metric": "keel.execute.inrun",
     "log_artifact": "keel.execute.inrun",
     "params": "keel.execute.inrun",
@@ -39,7 +41,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from keel.api import RunOutcome, Workspace, run
     from keel.errors import KeelError, UserError
-    from keel.execute.inrun import log_artifact, log_metric, params, seed_everything
+    from keel.execute.inrun import fold, log_artifact, log_metric, params, seed_everything
 
 
 def __getattr__(name: str) -> object:

@@ -47,6 +47,7 @@ def test_public_surface_is_exactly_all() -> None:
         "UserError",
         "Workspace",
         "__version__",
+        "fold",
         "log_artifact",
         "log_metric",
         "params",

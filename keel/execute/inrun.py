@@ -23,6 +23,8 @@ PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.jsonl"
 ARTIFACTS_FILE = "artifacts.jsonl"
 SEEDED_FILE = "seeded.jsonl"
+FOLD_FILE_ENV = "KEEL_FOLD_FILE"
+"""Names the JSON file ``{"fold": f, "k": k, "train": [...], "test": [...]}`` of a fold trial."""
 
 
 def _run_dir() -> Path | None:
@@ -87,6 +89,34 @@ def log_artifact(path: str | os.PathLike[str]) -> None:
     if not p.exists():
         raise FileNotFoundError(f"log_artifact: {path} does not exist")
     _append(ARTIFACTS_FILE, {"path": str(p)})
+
+
+def fold() -> tuple[list[int], list[int]]:
+    """The row numbers ``(train, test)`` of this cross-validation trial's fold.
+
+    Rows are numbered from 0 in file order after the header (blank lines skipped), as
+    ``pandas.read_csv`` numbers them: ``df.iloc[train]`` and ``df.iloc[test]`` select them.
+
+    Raises:
+        keel.errors.UserError: when not running as a trial of ``keel sweep --folds K``, or the
+            fold file cannot be read.
+    """
+    path = os.environ.get(FOLD_FILE_ENV)
+    if not path:
+        from keel.errors import UserError  # only on this path: keeps the import light
+
+        raise UserError(
+            f"keel.fold(): this is not a cross-validation trial ({FOLD_FILE_ENV} is not set); "
+            "run it with `keel sweep EXPERIMENT --folds K`"
+        )
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+        train, test = data["train"], data["test"]
+        return [int(i) for i in train], [int(i) for i in test]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        from keel.errors import UserError
+
+        raise UserError(f"keel.fold(): cannot read the fold file {path}: {exc}") from exc
 
 
 def seed_everything(seed: int | None = None) -> dict[str, object]:

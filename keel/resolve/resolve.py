@@ -1,6 +1,6 @@
 """Layer catalog defaults, experiment defaults, profile values and ``-p`` overrides into a RunPlan.
 
-Precedence, lowest first: catalog < experiment ``defaults`` < profile ``params`` < ``-p``.
+Precedence, lowest first: catalog < experiment ``defaults`` < profile ``params`` < sweep < ``-p``.
 Every resolved parameter records the layer its value came from.
 """
 
@@ -17,12 +17,13 @@ from keel.model.params import Layer, ParamKind, ResolvedParam
 from keel.model.plan import InputSpec, MetricSpec, RunPlan
 from keel.resolve.overrides import parse_override
 from keel.resolve.render import param_env, render_argv
-from keel.spec.catalog import BadValue
+from keel.spec.catalog import BadValue, check_value
 from keel.spec.experiment import ExperimentSpec
 from keel.spec.profile import DEFAULT_PROFILE, ProfileSpec
 from keel.spec.project import ProjectSpec
 
 _NO_OVERRIDES: Mapping[str, str] = MappingProxyType({})
+_NO_VALUES: Mapping[str, JsonValue] = MappingProxyType({})
 
 _Layered = dict[str, tuple[JsonValue, Layer]]
 
@@ -36,6 +37,7 @@ def resolve_run(
     seed: int | None = None,
     why: str | None = None,
     check_inputs: bool = True,
+    sweep_values: Mapping[str, JsonValue] = _NO_VALUES,
 ) -> RunPlan:
     """Build the plan for one run of ``experiment`` under ``profile``.
 
@@ -48,15 +50,24 @@ def resolve_run(
         why: the run's rationale, overriding the experiment's.
         check_inputs: also check that declared inputs (and ``cwd``) exist. Dataset inputs are
             not checked here: the run puts them in place, after checking their versions exist.
+        sweep_values: the values a sweep gives this trial, already typed; recorded with the
+            ``sweep`` layer. A parameter cannot be both swept and fixed by ``overrides``.
 
     Raises:
         keel.errors.ValidationError: unknown experiment or profile, or missing inputs.
-        keel.errors.InvalidParameter: any ``-p`` name or value is wrong (all listed at once).
+        keel.errors.InvalidParameter: any ``-p`` or swept name or value is wrong (all listed
+            at once).
     """
     exp = _experiment(project, experiment)
     prof = _profile(project, profile)
     params, param_problems = _resolve_params(
-        project, experiment=experiment, exp=exp, profile=prof, overrides=overrides, seed=seed
+        project,
+        experiment=experiment,
+        exp=exp,
+        profile=prof,
+        overrides=overrides,
+        sweep_values=sweep_values,
+        seed=seed,
     )
     file_problems = _missing_paths(project, experiment, exp) if check_inputs else []
     if param_problems:
@@ -193,13 +204,16 @@ def _resolve_params(
     exp: ExperimentSpec,
     profile: ProfileSpec,
     overrides: Mapping[str, str],
+    sweep_values: Mapping[str, JsonValue],
     seed: int | None,
 ) -> tuple[tuple[ResolvedParam, ...], list[Problem]]:
     layered = _layered(project, exp, profile)
-    problems: list[Problem] = []
+    problems = _swept(
+        project, experiment=experiment, exp=exp, values=sweep_values, fixed=overrides, into=layered
+    )
     for name, text in overrides.items():
         if name not in exp.param_names:
-            problems.append(_unknown_override(project, name, experiment, exp))
+            problems.append(unknown_param(project, name, experiment, exp))
             continue
         value = parse_override(project.params[name], text)
         if isinstance(value, BadValue):
@@ -225,9 +239,43 @@ def _resolve_params(
     return params, problems
 
 
-def _unknown_override(
+def _swept(
+    project: ProjectSpec,
+    *,
+    experiment: str,
+    exp: ExperimentSpec,
+    values: Mapping[str, JsonValue],
+    fixed: Mapping[str, str],
+    into: _Layered,
+) -> list[Problem]:
+    """Check a sweep's typed values and layer them into ``into``; return the problems."""
+    problems: list[Problem] = []
+    for name, value in values.items():
+        if name not in exp.param_names:
+            problems.append(unknown_param(project, name, experiment, exp))
+        elif name in fixed:
+            problems.append(
+                Problem(
+                    key=f"-p {name}",
+                    message=f"parameter '{name}' is both swept and fixed to {fixed[name]!r}",
+                    hint=f"give -p {name} once: one value to fix it, several to sweep it",
+                )
+            )
+        else:
+            checked = check_value(project.params[name], value)
+            if isinstance(checked, BadValue):
+                problems.append(
+                    Problem(key=f"-p {name}", message=checked.message, hint=checked.hint)
+                )
+            else:
+                into[name] = (checked, Layer.SWEEP)
+    return problems
+
+
+def unknown_param(
     project: ProjectSpec, name: str, experiment: str, exp: ExperimentSpec
 ) -> Problem:
+    """The problem for ``-p name`` when ``experiment`` has no parameter ``name``."""
     if name in project.params:
         return Problem(
             key=f"-p {name}",

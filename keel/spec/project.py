@@ -14,6 +14,7 @@ from keel.spec.locate import SPEC_FILE
 from keel.spec.problems import KeyPath, LineMap, Problems, format_key
 from keel.spec.profile import ProfileSpec, StoreSpec, check_profiles, check_remotes, check_store
 from keel.spec.schema import Section, SpecModel
+from keel.spec.sweep import SweepDecl, check_sweeps
 from keel.spec.yamlload import read_yaml
 
 """The name of a project's spec file."""
@@ -31,6 +32,7 @@ class ProjectSpec(BaseModel):
     params: dict[str, ParamSpec]
     experiments: dict[str, ExperimentSpec]
     profiles: dict[str, ProfileSpec]
+    sweeps: dict[str, SweepDecl] = Field(default_factory=dict)
     store: StoreSpec = Field(default_factory=StoreSpec)
     remotes: dict[str, str] = Field(default_factory=dict)
     lines: LineMap = Field(default_factory=LineMap)
@@ -70,6 +72,7 @@ class _FileShape(SpecModel):
     params: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     experiments: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     profiles: Section[dict[str, JsonValue]] = Field(default_factory=dict)
+    sweeps: Section[dict[str, JsonValue]] = Field(default_factory=dict)
     store: StoreSpec | None = None
     remotes: Section[dict[str, str]] = Field(default_factory=dict)
 
@@ -96,6 +99,13 @@ def load_project(spec_file: Path) -> ProjectSpec:
     profiles = check_profiles(
         sections.get("profiles", {}), catalog=catalog, declared=declared, problems=problems
     )
+    sweeps = check_sweeps(
+        sections.get("sweeps", {}),
+        experiments=experiments,
+        declared_experiments=list(sections.get("experiments", {})),
+        catalog=catalog,
+        problems=problems,
+    )
     problems.raise_if_any()
     assert shape is not None
     return ProjectSpec(
@@ -106,6 +116,7 @@ def load_project(spec_file: Path) -> ProjectSpec:
         params=catalog,
         experiments=experiments,
         profiles=profiles,
+        sweeps=sweeps,
         store=shape.store or StoreSpec(),
         remotes=shape.remotes,
         lines=doc.lines,

@@ -21,8 +21,9 @@ from ruamel.yaml.reader import ReaderError
 from keel.base.canonical import JsonValue
 from keel.spec.problems import KeyPath, LineMap, Problems, format_key
 
-MAX_NODES = 100_000
-"""Largest document accepted, counted in nodes after expanding aliases."""
+MAX_NODES = 1_000_000
+"""Largest document accepted, counted in nodes after expanding aliases (a pipeline of 10,000
+stages takes about 100,000; an alias bomb expands far beyond this limit)."""
 
 MAX_DEPTH = 100
 """Deepest nesting accepted, counted after expanding aliases."""

@@ -141,7 +141,7 @@ def test_all_problems_arrive_in_one_validation_error(tmp_path: Path) -> None:
     assert str(caught.value) == (
         "keel.yaml:2: params.a.default: expected an integer, got 'x' (text)\n"
         "keel.yaml:3: extra: unknown key; valid names: experiments, params, profiles, project, "
-        "remotes, store"
+        "remotes, store, sweeps"
     )
 
 
