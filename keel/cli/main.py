@@ -45,6 +45,8 @@ class _LazyGroup(click.Group):
         "gc": ("keel.cli.cmd_remote", "gc_cmd"),
         "data": ("keel.cli.cmd_data", "data_group"),
         "lineage": ("keel.cli.cmd_data", "lineage_cmd"),
+        "repro": ("keel.cli.cmd_pipeline", "repro_cmd"),
+        "status": ("keel.cli.cmd_pipeline", "status_cmd"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

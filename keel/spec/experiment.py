@@ -88,6 +88,7 @@ class ExperimentSpec(SpecModel):
     tags: Seq[str] = ()
     timeout: float | None = Field(default=None, gt=0)
     cwd: str | None = None
+    deps: Seq[str] | None = None  # extra code files or folders a pipeline stage's key covers
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -249,6 +250,7 @@ def _check_paths(exp: ExperimentSpec, path: KeyPath, problems: Problems) -> None
         located.append(((*path, "metrics_file"), exp.metrics_file))
     if exp.cwd is not None:
         located.append(((*path, "cwd"), exp.cwd))
+    located += [((*path, "deps", i), item) for i, item in enumerate(exp.deps or ())]
     for key, text in located:
         reason = path_problem(text)
         if reason is not None:
