@@ -6,6 +6,9 @@
 argument; results come back as tasks finish, in whatever order that is.
 
 Each task learns where it runs from :func:`current_worker`, so its manifest records it.
+
+Every pool reports each task's outcome on its own (:class:`Done`): a task that raises comes back
+with its exception and the others go on.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 PoolKind = Literal["local", "pool", "dask"]
 POOL_KINDS: tuple[PoolKind, ...] = ("local", "pool", "dask")
+CONNECT_TIMEOUT_S = 5  # an unreachable Dask scheduler is reported after this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,7 @@ class TaskPool(AbstractContextManager["TaskPool"]):
     parallelism: int = 1
     address: str | None = None
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Done[R]]:
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Generator[Done[R], None, None]:
         """Run ``fn(item)`` for every item; yield each as it finishes.
 
         Closing the iterator early (or an interrupt while waiting) cancels the tasks not yet
@@ -95,7 +100,7 @@ class ProcessPool(TaskPool):
             max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint
         )
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Done[R]]:
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Generator[Done[R], None, None]:
         futures: dict[Future[R], int] = {}
         pending = iter(enumerate(items))
         try:
@@ -109,7 +114,10 @@ class ProcessPool(TaskPool):
                 for future in finished:
                     index = futures.pop(future)
                     error = future.exception()
-                    yield Done(index, error=error) if error else Done(index, future.result())
+                    if error is None:
+                        yield Done(index, future.result())
+                    else:
+                        yield Done(index, error=error)
                     nxt = next(pending, None)
                     if nxt is not None:
                         futures[self._pool.submit(fn, nxt[1])] = nxt[0]
@@ -134,6 +142,7 @@ class DaskPool(TaskPool):
                 "--executor dask needs Dask distributed; install it with: pip install 'keel[dask]'"
             ) from exc
         self._cluster: Any = None
+        self._client: Any = None
         if address is None:
             self._cluster = LocalCluster(  # type: ignore[no-untyped-call]
                 n_workers=jobs,
@@ -142,13 +151,20 @@ class DaskPool(TaskPool):
                 host="127.0.0.1",
                 dashboard_address=None,
                 scheduler_port=0,
+                # Without a dashboard the scheduler still serves health checks over HTTP, by
+                # default on port 8787 of every interface: a second cluster would warn and move.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             )
             address = self._cluster.scheduler_address
+        else:
+            # Checked before Client() sees it: a Client that fails on a malformed address is
+            # left half-started, and closing it when it is collected blocks for seconds.
+            _check_address(address)
         try:
-            self._client: Any = Client(  # type: ignore[no-untyped-call]
-                address, timeout="10s", set_as_default=False
+            self._client = Client(  # type: ignore[no-untyped-call]
+                address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=False
             )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             self.close()
             raise UserError(
                 f"cannot reach the Dask scheduler at {address}: {exc}; check the address "
@@ -158,13 +174,12 @@ class DaskPool(TaskPool):
         workers = self._client.scheduler_info().get("workers", {})
         self.parallelism = sum(int(w.get("nthreads", 1)) for w in workers.values()) or jobs
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[Done[R]]:
+    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Generator[Done[R], None, None]:
         from distributed import as_completed
 
+        batch = uuid.uuid4().hex[:12]  # keys must not repeat across runs: Dask would reuse them
         futures = {
-            self._client.submit(
-                fn, item, pure=False, key=f"keel-task-{os.getpid()}-{i}-{id(fn)}"
-            ): i
+            self._client.submit(fn, item, pure=False, key=f"keel-task-{batch}-{i}"): i
             for i, item in enumerate(items)
         }
         try:
@@ -183,12 +198,30 @@ class DaskPool(TaskPool):
                 self._client.cancel(list(futures))
 
     def close(self) -> None:
-        client = getattr(self, "_client", None)
-        if client is not None:
-            client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _check_address(address: str) -> None:
+    """Raise UserError unless ``address`` reads as a scheduler address (``tcp://HOST:PORT``)."""
+    from distributed.comm.addressing import get_address_host_port
+
+    try:
+        _host, port = get_address_host_port(address)
+    except ValueError as exc:
+        reason = str(exc)
+    else:
+        if 0 < port < 65536:
+            return
+        reason = f"port {port} is out of range"
+    raise UserError(
+        f"--scheduler {address!r} is not a Dask scheduler address ({reason}); "
+        "give it as tcp://HOST:PORT, for example tcp://127.0.0.1:8786"
+    )
 
 
 def open_pool(kind: str, *, jobs: int | None = None, scheduler: str | None = None) -> TaskPool:
@@ -214,9 +247,10 @@ def open_pool(kind: str, *, jobs: int | None = None, scheduler: str | None = Non
 
 def current_worker() -> str:
     """Where this task runs: the Dask worker's address, else ``host:pid``."""
-    if "distributed" in sys.modules:  # never import Dask just to ask
+    distributed = sys.modules.get("distributed")  # never import Dask just to ask
+    if distributed is not None:
         try:
-            return str(sys.modules["distributed"].get_worker().address)
+            return str(distributed.get_worker().address)
         except ValueError:
             pass
     return f"{socket.gethostname()}:{os.getpid()}"

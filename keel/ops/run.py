@@ -512,14 +512,20 @@ def _child_env(
 
 def _record_start(ws: Workspace, start: Manifest) -> None:
     digest = ws.objects.put_bytes(canonical_json(start.to_json()))
-    ws.objects.set_ref(f"active/{start.run.id}", digest)
+    run_id = start.run.id
+    if ws.objects.get_ref(f"runs/{run_id}") is not None or not ws.objects.set_ref(
+        f"active/{run_id}", digest, create_only=True
+    ):
+        raise ExecutionError(f"run id {run_id} is already taken in {ws.store_root}; run again")
     ws.objects.set_ref(f"pending/{start.run.id}", digest)
 
 
 def _record_end(ws: Workspace, manifest: Manifest) -> Digest:
     digest = ws.objects.put_bytes(canonical_json(manifest.to_json()))
     run_id = manifest.run.id
-    ws.objects.set_ref(f"runs/{run_id}", digest, create_only=True)
+    if not ws.objects.set_ref(f"runs/{run_id}", digest, create_only=True):
+        raise ExecutionError(f"run {run_id} was sealed by another process; this seal is kept as "
+                             f"object {digest} only")  # fmt: skip
     ws.objects.set_ref(f"pending/{run_id}", digest)
     ws.objects.delete_ref(f"active/{run_id}")
     return digest

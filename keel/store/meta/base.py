@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -77,8 +77,9 @@ class RunIndex(Protocol):
         """Runs matching ``q``; newest first unless ``q`` orders them otherwise."""
         ...
 
-    def ids_with_manifest(self) -> dict[str, str | None]:
-        """Every run id with its manifest digest (None while running), for incremental sync."""
+    def ids_with_manifest(self, ids: Collection[str] | None = None) -> dict[str, str | None]:
+        """Every run id (or those of ``ids`` that are indexed) with its manifest digest (None
+        while running), for incremental sync."""
         ...
 
     def clear(self) -> None:

@@ -5,15 +5,24 @@ writer), a 30 s busy timeout, and ``BEGIN IMMEDIATE`` for write transactions, be
 deferred transaction that later upgrades to a write fails with SQLITE_BUSY at once, whatever
 the busy handler. SQLite files use no connection pool, so nothing opened before a fork is ever
 reused after it; PostgreSQL pools are dropped (not closed) in a forked child.
+
+:func:`transaction` runs a unit of work and retries it, with jittered backoff, when it failed
+only because of another writer: SQLite's ``database is locked`` when it comes back before the
+busy timeout has run out (some SQLite paths, such as WAL recovery, skip the busy handler), and
+PostgreSQL's deadlock and serialization failures. The work must be safe to run again; every
+index write is (upserts are idempotent).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import random
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -22,7 +31,14 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from keel.errors import ConcurrentUpdate, IndexUnavailable, MissingExtra, UserError
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 BUSY_TIMEOUT_S = 30
+RETRY_FIRST_S = 0.02  # first backoff after a transient failure; doubles up to RETRY_MAX_S
+RETRY_MAX_S = 1.0
+_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (primary codes; extended ones add high bits)
+_PG_RETRYABLE = ("40001", "40P01")  # serialization_failure, deadlock_detected
 CONNECT_TIMEOUT_S = 10
 WRITE = {"keel_begin": "IMMEDIATE"}  # execution options of write transactions
 _USERINFO = re.compile(r"(://[^/?#@:]*:)([^/?#]*)(@)")
@@ -112,6 +128,42 @@ def _sqlite_begin(connection: sa.Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def transaction(engine: Engine, work: Callable[[sa.Connection], T]) -> T:
+    """Run ``work`` in one transaction of ``engine`` and return its result.
+
+    A failure caused only by another writer (see :func:`is_transient`) rolls back and runs
+    ``work`` again after a jittered, doubling pause, for as long as the busy timeout allows;
+    then, or for any other failure, the error is translated as :func:`translate_errors` says.
+    ``work`` may run more than once, so it must not have effects outside the transaction.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = RETRY_FIRST_S
+    with translate_errors(engine):
+        while True:
+            try:
+                with engine.begin() as conn:
+                    return work(conn)
+            except exc.OperationalError as error:
+                if not is_transient(error) or time.monotonic() + pause > deadline:
+                    raise
+                log.debug("index busy (%s); retrying in %.3f s", _reason(error, None), pause)
+            # Jitter spreads out writers that failed together, so they do not collide again.
+            time.sleep(pause * random.uniform(0.5, 1.5))  # not for security: spread only
+            pause = min(pause * 2, RETRY_MAX_S)
+
+
+def is_transient(error: exc.DBAPIError) -> bool:
+    """True when ``error`` only means another writer was in the way: running again may work."""
+    orig = error.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return sqlite_code & 0xFF in _SQLITE_BUSY
+    if getattr(orig, "sqlstate", None) in _PG_RETRYABLE:
+        return True
+    text = str(orig if orig is not None else error)
+    return "database is locked" in text or "database table is locked" in text
+
+
 def display_url(engine: Engine) -> str:
     """The engine's URL with its password masked."""
     return mask_url(engine.url.render_as_string(hide_password=True))
@@ -125,7 +177,7 @@ def translate_errors(engine: Engine) -> Iterator[None]:
     except (exc.OperationalError, exc.InterfaceError) as error:
         url = display_url(engine)
         reason = _reason(error, engine.url.password)
-        if "database is locked" in reason:
+        if is_transient(error):
             raise ConcurrentUpdate(
                 f"the index database {url} stayed locked by another process for "
                 f"{BUSY_TIMEOUT_S} s; retry when it is done"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from keel.model.run import RunSummary
 from keel.store.meta.base import RunQuery, matches, metric_sort_value, normalized
@@ -48,9 +48,11 @@ class MemoryRunIndex:
             found.sort(key=lambda s: metric_sort_value(s, metric) is None)
         return found if q.limit is None else found[: q.limit]
 
-    def ids_with_manifest(self) -> dict[str, str | None]:
-        """Every run id with its manifest digest."""
-        return {i: s.manifest for i, s in self._snapshot().items()}
+    def ids_with_manifest(self, ids: Collection[str] | None = None) -> dict[str, str | None]:
+        """Every run id (or those of ``ids`` that are indexed) with its manifest digest."""
+        runs = self._snapshot()
+        wanted = runs if ids is None else [i for i in ids if i in runs]
+        return {i: runs[i].manifest for i in wanted}
 
     def clear(self) -> None:
         """Remove every run."""

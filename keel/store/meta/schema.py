@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from keel.errors import SchemaOutdated
-from keel.store.meta.engine import WRITE, display_url, make_engine, translate_errors
+from keel.store.meta.engine import WRITE, display_url, make_engine, transaction, translate_errors
 from keel.store.meta.tables import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -55,18 +55,22 @@ def ensure_schema(engine: sa.Engine) -> None:
         keel.errors.SchemaOutdated: the database is at an older or an unknown revision.
     """
     head = head_revision()
-    with translate_errors(engine):
-        with engine.begin() as conn:
-            current = current_revision(conn)
+    current = transaction(engine, current_revision)
+    if current is None:
+        current = transaction(engine.execution_options(**WRITE), _create_unless_there)
         if current is None:
-            with engine.execution_options(**WRITE).begin() as conn:
-                _lock(conn)
-                current = current_revision(conn)
-                if current is None:
-                    _check_unversioned(conn, display_url(engine))
-                    command.upgrade(alembic_config(conn), "head")
-                    return
+            return
     _check(current, head, display_url(engine))
+
+
+def _create_unless_there(conn: sa.Connection) -> str | None:
+    """Create the schema unless another process did first; returns the revision found before."""
+    _lock(conn)
+    current = current_revision(conn)
+    if current is None:
+        _check_unversioned(conn, display_url(conn.engine))
+        command.upgrade(alembic_config(conn), "head")
+    return current
 
 
 def migrate(url: str) -> tuple[str | None, str]:

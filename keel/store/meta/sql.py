@@ -1,21 +1,32 @@
-"""SqlRunIndex: the RunIndex over SQLite or PostgreSQL (SQLAlchemy Core)."""
+"""SqlRunIndex: the RunIndex over SQLite or PostgreSQL (SQLAlchemy Core).
+
+Many processes write one index at once (parallel trials, each ``keel ls`` ingesting pending
+runs), often the same run at the same time. ``upsert`` is therefore one idempotent
+``INSERT .. ON CONFLICT (id) DO UPDATE`` of the run rows, in run-id order, before their child
+rows are replaced: on PostgreSQL that row lock makes concurrent upserts of one run take turns
+(and the fixed order keeps two batches from deadlocking); on SQLite ``BEGIN IMMEDIATE``
+already makes writers take turns. Transient lock failures are retried (see
+:func:`keel.store.meta.engine.transaction`).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from keel.base.canonical import loads
 from keel.model.run import RunStatus, RunSummary
 from keel.store.meta.base import RunQuery, encode_param, normalized, param_match
-from keel.store.meta.engine import WRITE, display_url, make_engine, translate_errors
+from keel.store.meta.engine import WRITE, display_url, make_engine, transaction
 from keel.store.meta.schema import ensure_schema
 from keel.store.meta.tables import CHILD_TABLES, run_metrics, run_params, run_tags, runs
+
+T = TypeVar("T")
 
 _BATCH = 500  # ids per IN (...) list: well under SQLite's bound-parameter limit
 _SCALARS = tuple(c.name for c in runs.columns)
@@ -42,16 +53,24 @@ class SqlRunIndex:
         return f"SqlRunIndex({display_url(self._engine)!r})"
 
     def upsert(self, summaries: Sequence[RunSummary]) -> None:
-        """Insert or replace runs in one transaction (child rows are replaced too)."""
+        """Insert or replace runs in one transaction (child rows are replaced too).
+
+        Safe to run concurrently from many processes, for the same runs too: the run rows
+        are upserted first, in id order, which locks them until this transaction ends.
+        """
         fresh = {s.id: normalized(s) for s in summaries}
         if not fresh:
             return
-        with self._transaction(write=True) as conn:
-            for ids in _batches(list(fresh)):
+        ordered = [fresh[run_id] for run_id in sorted(fresh)]
+
+        def write(conn: sa.Connection) -> None:
+            _upsert_runs(conn, ordered)
+            for ids in _batches([s.id for s in ordered]):
                 for table in CHILD_TABLES:
                     conn.execute(sa.delete(table).where(table.c.run_id.in_(ids)))
-                conn.execute(sa.delete(runs).where(runs.c.id.in_(ids)))
-            _insert(conn, fresh.values())
+            _insert_children(conn, ordered)
+
+        self._run(write, write=True)
 
     def get(self, run_id: str) -> RunSummary | None:
         """The run with exactly this id, or None."""
@@ -73,35 +92,49 @@ class SqlRunIndex:
         """Runs matching ``q``, ordered as :class:`~keel.store.meta.base.RunQuery` describes."""
         return self._select(_query_statement(q))
 
-    def ids_with_manifest(self) -> dict[str, str | None]:
-        """Every run id with its manifest digest."""
-        with self._transaction(write=False) as conn:
-            rows = conn.execute(sa.select(runs.c.id, runs.c.manifest)).all()
-        return {row.id: row.manifest for row in rows}
+    def ids_with_manifest(self, ids: Collection[str] | None = None) -> dict[str, str | None]:
+        """Every run id (or those of ``ids`` that are indexed) with its manifest digest."""
+        stmt = sa.select(runs.c.id, runs.c.manifest)
+
+        def read(conn: sa.Connection) -> dict[str, str | None]:
+            if ids is None:
+                return {row.id: row.manifest for row in conn.execute(stmt)}
+            found: dict[str, str | None] = {}
+            for batch in _batches(sorted(set(ids))):
+                rows = conn.execute(stmt.where(runs.c.id.in_(batch)))
+                found.update((row.id, row.manifest) for row in rows)
+            return found
+
+        return self._run(read, write=False)
 
     def clear(self) -> None:
         """Remove every run."""
-        with self._transaction(write=True) as conn:
+
+        def remove(conn: sa.Connection) -> None:
             for table in (*CHILD_TABLES, runs):
                 conn.execute(sa.delete(table))
+
+        self._run(remove, write=True)
 
     def close(self) -> None:
         """Close pooled connections."""
         self._engine.dispose()
 
-    @contextlib.contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
-        if os.getpid() != self._pid:  # forked: never touch the parent's connections
+    def _run(self, work: Callable[[sa.Connection], T], *, write: bool) -> T:
+        """``work`` in one transaction (retried when another writer was in the way)."""
+        if os.getpid() != self._pid:
+            # Forked: drop, without closing, the parent's pooled connections (closing would
+            # end the parent's sessions too); this process opens its own from here on.
             self._engine.dispose(close=False)
             self._pid = os.getpid()
-        engine = self._writer if write else self._engine
-        with translate_errors(self._engine), engine.begin() as conn:
-            yield conn
+        return transaction(self._writer if write else self._engine, work)
 
     def _select(self, stmt: sa.Select[Any]) -> list[RunSummary]:
-        with self._transaction(write=False) as conn:
+        def read(conn: sa.Connection) -> tuple[Sequence[sa.RowMapping], _Children]:
             rows = conn.execute(stmt).mappings().all()
-            children = _children(conn, [row["id"] for row in rows])
+            return rows, _children(conn, [row["id"] for row in rows])
+
+        rows, children = self._run(read, write=False)
         return [_summary(row, children) for row in rows]
 
 
@@ -142,14 +175,27 @@ def _filters(q: RunQuery) -> list[sa.ColumnElement[bool]]:
     return found
 
 
-def _insert(conn: sa.Connection, summaries: Iterable[RunSummary]) -> None:
-    run_rows: list[dict[str, Any]] = []
+def _upsert_runs(conn: sa.Connection, summaries: Sequence[RunSummary]) -> None:
+    """Insert the run rows, or update every column of those that exist (rows in given order)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(runs)
+    stmt = insert.on_conflict_do_update(
+        index_elements=[runs.c.id],
+        set_={name: insert.excluded[name] for name in _SCALARS if name != "id"},
+    )
+    rows = []
+    for s in summaries:
+        row = {name: getattr(s, name) for name in _SCALARS}
+        row["status"] = RunStatus(s.status).value
+        rows.append(row)
+    conn.execute(stmt, rows)
+
+
+def _insert_children(conn: sa.Connection, summaries: Iterable[RunSummary]) -> None:
     param_rows: list[dict[str, Any]] = []
     metric_rows: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
     for s in summaries:
-        run_rows.append({name: getattr(s, name) for name in _SCALARS})
-        run_rows[-1]["status"] = RunStatus(s.status).value
         for name, value in s.params.items():
             text, number = encode_param(value)
             param_rows.append(
@@ -160,7 +206,6 @@ def _insert(conn: sa.Connection, summaries: Iterable[RunSummary]) -> None:
             metric_rows.append({"run_id": s.id, "name": name, "value": stored})
         tag_rows.extend({"run_id": s.id, "tag": tag} for tag in s.tags)
     for table, rows in (
-        (runs, run_rows),
         (run_params, param_rows),
         (run_metrics, metric_rows),
         (run_tags, tag_rows),

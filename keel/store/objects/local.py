@@ -221,9 +221,9 @@ class LocalObjectStore:
     def _store(self, write: Callable[[BinaryIO], Digest]) -> Digest:
         with self._os_errors(self._tmp, "write to"), self._temp() as (out, tmp):
             digest = write(out)
-            sync(out)
             target = self.object_path(digest)
-            if not exists(target):
+            if not exists(target):  # stored already (an empty log, say): no fsync to pay for
+                sync(out)
                 os.chmod(tmp, OBJECT_MODE)
                 self._ensure_dir(target.parent)
                 os.replace(tmp, target)
