@@ -26,6 +26,7 @@ class _LazyGroup(click.Group):
     _commands: ClassVar[dict[str, tuple[str, str]]] = {
         "init": ("keel.cli.cmd_init", "init_cmd"),
         "run": ("keel.cli.cmd_run", "run_cmd"),
+        "sweep": ("keel.cli.cmd_sweep", "sweep_group"),
         "ls": ("keel.cli.cmd_ls", "ls_cmd"),
         "show": ("keel.cli.cmd_show", "show_cmd"),
         "params": ("keel.cli.cmd_params", "params_cmd"),

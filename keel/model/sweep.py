@@ -5,7 +5,7 @@ A sweep is resolved and validated completely before its first trial starts and f
 sealed run whose manifest carries a :class:`TrialInfo` (as the open JSON object ``sweep``).
 A trial's identity is ``key``: the digest of its resolved configuration (every resolved param,
 its seed, its fold and the partition, the digests of its inputs), so resuming matches trials by
-content, not by position. Ref ``sweeps/<id>/trials/<key>`` names the newest run of that trial.
+content, not by position. Ref ``sweep-trials/<id>/<key>`` names the newest run of that trial.
 """
 
 from __future__ import annotations

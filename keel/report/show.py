@@ -108,7 +108,8 @@ def _header(m: Manifest, digest: str) -> RenderableType:
             ("tags", ", ".join(r.tags)),
             ("reproduces", r.reproduces),
             ("host", f"{r.user}@{r.host} pid {r.pid}"),
-            ("executor", f"{r.executor.name} ×{r.executor.parallelism}"),
+            ("executor", _executor(m)),
+            ("sweep", _sweep(m)),
             ("command", " ".join(m.config.command) if m.config.command else m.config.entrypoint),
             (
                 "seed",
@@ -118,6 +119,22 @@ def _header(m: Manifest, digest: str) -> RenderableType:
             ("keel", r.keel_version),
         ]
     )
+
+
+def _executor(m: Manifest) -> str:
+    ex = m.run.executor
+    return f"{ex.name} ×{ex.parallelism}" + (f" on {ex.worker}" if ex.worker else "")
+
+
+def _sweep(m: Manifest) -> str | None:
+    """``SWEEP trial N (config C, replicate R, fold F/K)`` for a sweep trial."""
+    info = m.sweep
+    if not info:
+        return None
+    where = [f"config {info.get('config')}", f"replicate {info.get('replicate')}"]
+    if info.get("fold") is not None:
+        where.append(f"fold {info.get('fold')}/{info.get('folds')}")
+    return f"{info.get('id')} trial {info.get('trial')} ({', '.join(where)})"
 
 
 def _params(m: Manifest) -> RenderableType:

@@ -256,7 +256,7 @@ def trial_key(
     That is the experiment, every resolved param value, the seed, the fold and partition, and
     the digest of each declared input (``None`` for a path missing from ``input_digests``).
     The trial's position in the sweep is not part of it, so a resumed or reordered sweep finds
-    the same trials. The bare hex form is usable in ref names (``sweeps/<id>/trials/<key>``).
+    the same trials. The bare hex form is usable in ref names (``sweep-trials/<id>/<key>``).
     """
     identity: dict[str, JsonValue] = {
         "experiment": plan.experiment,
