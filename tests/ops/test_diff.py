@@ -13,7 +13,7 @@ import pytest
 from keel.base.canonical import canonical_json
 from keel.compare.diff import Change, ChangeKind
 from keel.errors import RunRefError, UserError
-from keel.model.manifest import Manifest, _adapter
+from keel.model.manifest import Manifest
 from keel.ops.diff import RunDiff, diff_runs, text_summary
 from keel.ops.run import RunRequest, run_experiment
 from keel.ops.workspace import Workspace
@@ -240,7 +240,9 @@ def test_decoded_manifest_equals_the_validated_one(demo: Path, make_workspace: M
     outcome = run_experiment(_dirty_run, RunRequest(experiment="train"))
     data = _dirty_run.objects.get_bytes(outcome.digest)
     decoded = Manifest.from_json(json.loads(data))
-    validated = _adapter().validate_python(json.loads(data))
+    from pydantic import TypeAdapter
+
+    validated = TypeAdapter(Manifest).validate_python(json.loads(data))
     assert decoded == validated == outcome.manifest
     assert type(decoded.metrics["rows"].value) is float
 
