@@ -10,6 +10,9 @@ executor:
 - ``keel sweep``: ``keel sweep noop -p i=range(0,N) --executor E --jobs J --json`` as a user
   runs it, whole (freezing, the pool or cluster start-up and the final summary included).
 
+Peers, when installed, on the same number of trials: an Optuna study on SQLite (its
+bookkeeping alone, no command) and a Hydra multirun of the same command (basic launcher).
+
 Every trial must be a sealed run: the script checks that the sweep reports N succeeded trials
 and that N run refs exist in the store. Overhead per trial = (keel wall time - bare wall
 time) / N.
@@ -191,6 +194,7 @@ def bench(args: argparse.Namespace, root: Path) -> bool:
         figures.append(Figure(executor=executor, jobs=jobs, trials=args.trials, bare_s=bare,
                               keel_s=swept))  # fmt: skip
     report(figures, args)
+    peers(args.trials, root)
     target = next((f for f in figures if f.executor == "pool"), None)
     if target is None:
         return True
@@ -198,6 +202,45 @@ def bench(args: argparse.Namespace, root: Path) -> bool:
     print(f"keel sweep overhead on pool/{target.jobs}: {target.overhead_ms:.1f} ms per trial "
           f"(target ≤ {TARGET_MS:.0f} ms): {'met' if met else 'MISSED'}")  # fmt: skip
     return met
+
+
+def peers(trials: int, root: Path) -> None:
+    """Peer tools on the same number of trivial trials, when installed."""
+    try:
+        import optuna
+    except ImportError:
+        print("optuna: not installed (pip install 'keel[optuna]') — not compared")
+    else:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        url = f"sqlite:///{root / 'optuna-bench.db'}"
+        study = optuna.create_study(storage=url, sampler=optuna.samplers.RandomSampler(seed=0))
+        start = time.perf_counter()
+        study.optimize(lambda t: float(t.suggest_int("i", 0, trials)), n_trials=trials)
+        per = (time.perf_counter() - start) * 1000 / trials
+        print(f"optuna study on SQLite, bookkeeping alone (no command run): {per:.1f} ms per "
+              "trial, one at a time")
+    if not _importable("hydra"):
+        print("hydra: not installed (pip install hydra-core) — not compared")
+        return
+    app = root / "hydra_app"
+    app.mkdir(exist_ok=True)
+    (app / "config.yaml").write_text("i: 0\n")
+    (app / "app.py").write_text(
+        "import subprocess, hydra\n"
+        "@hydra.main(version_base=None, config_path='.', config_name='config')\n"
+        "def main(cfg):\n    subprocess.run(['true'], check=True)\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
+    start = time.perf_counter()
+    run_checked([sys.executable, "app.py", "-m", f"i=range(0,{trials})"], cwd=app)
+    per = (time.perf_counter() - start) * 1000 / trials
+    print(f"hydra multirun (basic launcher, one at a time), same command: {per:.1f} ms per job")
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def report(figures: Sequence[Figure], args: argparse.Namespace) -> None:
