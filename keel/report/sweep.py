@@ -101,7 +101,9 @@ def _stats(stats: MetricStats | None) -> str:
         return "—"
     if stats.std is None:
         return f"{stats.mean:.4g} (n={stats.n})"
-    return f"{stats.mean:.4g} ± {stats.std:.2g} (n={stats.n})"
+    # A spread below the display precision of the mean is rounding noise: show it as 0.
+    std = 0.0 if stats.std <= 1e-9 * max(abs(stats.mean), 1.0) else stats.std
+    return f"{stats.mean:.4g} ± {std:.2g} (n={stats.n})"
 
 
 def _value(value: JsonValue) -> str:
