@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from keel.base.canonical import JsonValue, canonical_json, loads
 from keel.base.clock import iso
 from keel.base.digest import Digest
 from keel.base.suggest import closest
+from keel.base.user import os_user
 from keel.compare.gate import GateResult, gate
 from keel.errors import CorruptObject, UserError
 from keel.model.manifest import Manifest
@@ -87,7 +87,7 @@ def set_baseline(ws: Workspace, ref: str, *, why: str) -> BaselineRecord:
             experiment=run.experiment,
             run=run.id,
             manifest=run.manifest,
-            who=_os_user(ws.environ),
+            who=os_user(ws.environ),
             when=iso(ws.clock.now()),
             why=reason,
             previous=current.digest if current is not None else None,
@@ -119,18 +119,6 @@ def _locked(ws: Workspace, experiment: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _os_user(environ: Mapping[str, str]) -> str:
-    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if name := environ.get(var):
-            return name
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
 
 
 def current_baseline(ws: Workspace, experiment: str) -> BaselineRecord | None:

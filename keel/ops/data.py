@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from keel.base.clock import iso
 from keel.base.digest import Digest
 from keel.base.suggest import did_you_mean
+from keel.base.user import os_user
 from keel.errors import UserError
 from keel.model.dataset import (
     REF_PREFIX,
@@ -42,7 +43,6 @@ from keel.ops.datastore import (
 from keel.ops.datastore import materialise as materialise
 from keel.ops.datastore import publish_version as publish_version
 from keel.ops.datastore import version_files as version_files
-from keel.ops.datastore import who as who
 from keel.ops.workingcopy import DataCache as DataCache
 from keel.ops.workingcopy import copy_content, file_digests, remember_if_steady, scan_copy
 from keel.ops.workingcopy import hash_file_pipelined as hash_file_pipelined
@@ -186,7 +186,7 @@ def add_dataset(
         record = DatasetVersion(
             name=name, version=version_id(digest), digest=digest, kind=scan.kind,
             size=sum(f.size for f in files.values()), files=len(files),
-            created_at=iso(ws.clock.now()), who=who(ws.environ), why=why,
+            created_at=iso(ws.clock.now()), who=os_user(ws.environ), why=why,
             source_path=source_text(ws, scan.root), lineage=DatasetLineage(),
             contract=contract, profile=profile, breaking=breaking,
         )  # fmt: skip

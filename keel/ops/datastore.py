@@ -17,7 +17,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,19 +86,6 @@ def publish_version(ws: Workspace, record: DatasetVersion) -> AddOutcome:
     existing = existing_version(ws, record.name, record.version, record.digest)
     assert existing is not None  # the ref exists: set_ref refused to replace it
     return AddOutcome(version=existing, created=False)
-
-
-def who(environ: Mapping[str, str]) -> str:
-    """The OS user recorded as a version's author."""
-    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if name := environ.get(var):
-            return name
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
 
 
 def source_text(ws: Workspace, path: Path) -> str:

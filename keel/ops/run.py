@@ -22,6 +22,7 @@ from keel import __version__
 from keel.base.canonical import JsonValue, canonical_json
 from keel.base.clock import iso
 from keel.base.digest import Digest, hash_bytes, hash_file
+from keel.base.user import os_user
 from keel.capture.data import hash_path, store_path
 from keel.capture.environment import capture_environment
 from keel.capture.git import capture_code
@@ -411,7 +412,7 @@ def _start_manifest(
             status=RunStatus.RUNNING,
             created_at=created,
             host=hostname(),
-            user=_user(),
+            user=os_user(),
             pid=os.getpid(),
             keel_version=__version__,
             executor=options.executor
@@ -452,19 +453,6 @@ def _start_manifest(
 def _not_captured(before: _Before) -> dict[str, str]:
     facets = {"code": before.code, "environment": before.environment, "hardware": before.hardware}
     return {k: str(v.get("reason")) for k, v in facets.items() if not v.get("captured")}
-
-
-def _user() -> str:
-    """The login name, without importing getpass (and its terminal modules) on the run path."""
-    for var in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        if name := os.environ.get(var):
-            return name
-    import pwd
-
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return str(os.getuid())
 
 
 def _argv(plan: RunPlan, python: str) -> tuple[str, ...]:
