@@ -29,8 +29,9 @@ from their bytecode caches as in any installed copy. Every timed run must exit 0
 to date): anything else is a failure of the benchmark.
 
 ``python -c pass`` and ``keel --version`` are timed alongside, for the interpreter and CLI
-start-up. dvc and snakemake are compared only if installed (they are looked up on PATH);
-otherwise the output says so.
+start-up. When installed (looked up on PATH), ``snakemake -n`` and ``dvc status`` are timed
+on the same DAG, written as a Snakefile and a dvc.yaml beside keel.yaml and brought up to
+date (outputs older than nothing; ``dvc commit`` records them); otherwise the output says so.
 
 Usage::
 
@@ -191,17 +192,64 @@ def bench_size(base: Path, n: int, args: argparse.Namespace) -> dict[str, object
     return figures
 
 
-def other_tools() -> list[str]:
-    """dvc and snakemake are compared only when installed; say which are not."""
+def _dag(n: int, chain: int) -> list[tuple[int, str | None]]:
+    """``(k, input or None)`` of each stage, as in keel.yaml."""
+    return [(k, None if k % chain == 0 else f"out/s{k - 1}.csv") for k in range(n)]
+
+
+def snakefile(n: int, chain: int) -> str:
+    """The same DAG as Snakemake rules (``all`` asks for every output)."""
+    lines = ["rule all:", "    input: " + ", ".join(f'"out/s{k}.csv"' for k in range(n)), ""]
+    for k, source in _dag(n, chain):
+        lines += [f"rule s{k}:"]
+        if source is not None:
+            lines += [f'    input: "{source}"']
+        arg = source if source is not None else str(k)
+        lines += [f'    output: "out/s{k}.csv"']
+        lines += [f'    shell: "python step.py {arg} {{output}}"', ""]
+    return "\n".join(lines)
+
+
+def dvc_yaml(n: int, chain: int) -> str:
+    """The same DAG as DVC stages."""
+    lines = ["stages:"]
+    for k, source in _dag(n, chain):
+        arg = source if source is not None else str(k)
+        lines += [f"  s{k}:", f"    cmd: python step.py {arg} out/s{k}.csv"]
+        lines += ["    deps:", "      - step.py"] + ([f"      - {source}"] if source else [])
+        lines += ["    outs:", f"      - out/s{k}.csv:", "          cache: false"]
+    return "\n".join(lines) + "\n"
+
+
+def other_tools(root: Path | None, n: int, chain: int, rounds: int) -> list[str]:
+    """``snakemake -n`` and ``dvc status`` on the same, up-to-date DAG, when installed."""
     notes = []
-    for tool in ("dvc", "snakemake"):
-        found = shutil.which(tool)
-        if found is None:
-            notes.append(f"{tool}: not installed; no comparison")
-        else:
-            notes.append(f"{tool}: found at {found}, but not compared: this benchmark does not "
-                         "generate its pipeline files yet")  # fmt: skip
+    for tool in ("snakemake", "dvc"):
+        if shutil.which(tool) is None:
+            notes.append(f"  {tool}: not installed; no comparison")
+            continue
+        if root is None:
+            continue
+        try:
+            argv = _prepare_peer(tool, root, n, chain)
+        except subprocess.CalledProcessError as exc:
+            notes.append(f"  {tool}: setup failed ({exc}); no comparison")
+            continue
+        walls = [timed(argv, root, expect=None)[0] for _ in range(max(1, rounds // 2))]
+        notes.append(f"  {' '.join(argv[:2]):<16} wall median {statistics.median(walls):.3f} s  "
+                     f"best {min(walls):.3f} s  (same DAG, up to date)")  # fmt: skip
     return notes
+
+
+def _prepare_peer(tool: str, root: Path, n: int, chain: int) -> list[str]:
+    """Write the tool's pipeline file and bring its records up to date; its status command."""
+    if tool == "snakemake":
+        (root / "Snakefile").write_text(snakefile(n, chain))
+        return ["snakemake", "-n", "--cores", "1", "--quiet"]
+    (root / "dvc.yaml").write_text(dvc_yaml(n, chain))
+    for argv in (["dvc", "init", "-q"], ["dvc", "commit", "-f", "-q"]):
+        subprocess.run(argv, cwd=root, check=True, capture_output=True)
+    return ["dvc", "status", "-q"]
 
 
 def main() -> int:
@@ -244,10 +292,12 @@ def main() -> int:
                     f"best {f['wall_best_s']:.3f} s  cpu median {f['cpu_median_s']:.3f} s"
                 )
             print(verdict.strip() and "  " + verdict.strip())
-        for note in other_tools():
-            print(note)
+            others = other_tools(base / f"p{n}", n, args.chain, args.rounds)
+            figures["other"] = others
+            for note in others:
+                print(note)
         if args.json:
-            args.json.write_text(json.dumps({"results": results, "other": other_tools()}, indent=2))
+            args.json.write_text(json.dumps({"results": results}, indent=2))
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
