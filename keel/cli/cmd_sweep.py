@@ -248,7 +248,13 @@ def show_cmd(ctx: Ctx, sweep: str, metric: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def ls_cmd(ctx: Ctx, as_json: bool) -> None:
-    """List sweeps, newest first, with how their trials stand."""
+    """List sweeps, newest first, with how their trials stand.
+
+    \b
+    Examples:
+      keel sweep ls
+      keel sweep ls --json
+    """
     from keel.ops.sweep_table import list_sweeps
     from keel.report.sweep import render_listing
 

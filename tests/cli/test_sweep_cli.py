@@ -84,6 +84,10 @@ def test_help_shows_how_to_sweep_resume_show_and_list() -> None:
     assert "Usage: keel sweep [OPTIONS] EXPERIMENT" in out
     for word in ("--resume", "--strategy", "--executor", "--folds", "keel sweep show"):
         assert word in out
+    for sub in ("show", "ls"):
+        out = keel("sweep", sub, "--help", check=True).stdout
+        assert f"Usage: keel sweep {sub}" in out
+        assert f"keel sweep {sub}" in out.split("Examples:")[1]
 
 
 def test_ctrl_c_stops_the_sweep_cleanly_and_resume_finishes_it(project: Path) -> None:
