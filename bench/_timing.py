@@ -6,13 +6,15 @@ module as ``_timing``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -65,3 +67,30 @@ def find_keel(given: Path | None = None) -> str:
             "(pip install -e .) or pass --keel PATH"
         )
     return found
+
+
+class BenchError(Exception):
+    """A setup step or a timed command failed; the message says which and why."""
+
+
+def run_in_temp_folder(
+    args: argparse.Namespace, bench: Callable[[argparse.Namespace, Path], bool], *, prefix: str
+) -> int:
+    """Run ``bench(args, folder)`` in a new temporary folder; the process exit code.
+
+    The folder is deleted afterwards unless ``args.keep``. Exit 2 on a BenchError, 1 when
+    ``args.check`` is set and ``bench`` says a target was missed, else 0.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        met = bench(args, root)
+    except BenchError as exc:
+        hint = "" if args.keep else "\n(run again with --keep to inspect the project)"
+        print(f"\nerror: {exc}{hint}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"project kept in {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 1 if args.check and not met else 0

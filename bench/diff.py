@@ -30,17 +30,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from _timing import BenchError, run_in_temp_folder
+
 TARGET_MS = 200.0
 _DROPPED_ENV = ("PYTHONDONTWRITEBYTECODE",)
-
-
-class BenchError(Exception):
-    """A setup step or a timed command failed; the message says which and why."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -174,20 +171,7 @@ def bench(args: argparse.Namespace, root: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit code."""
-    args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="keel-bench-diff-"))
-    try:
-        met = bench(args, root)
-    except BenchError as exc:
-        hint = "" if args.keep else "\n(run again with --keep to inspect the project)"
-        print(f"\nerror: {exc}{hint}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"project kept in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    return 1 if args.check and not met else 0
+    return run_in_temp_folder(parse_args(argv), bench, prefix="keel-bench-diff-")
 
 
 if __name__ == "__main__":

@@ -34,19 +34,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from _timing import BenchError, run_in_temp_folder
+
 TARGET_MS = 30.0
 EXECUTORS = ("pool", "local", "dask")
-
-
-class BenchError(Exception):
-    """A setup step or a timed command failed; the message says which and why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,20 +254,7 @@ def report(figures: Sequence[Figure], args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; return the process exit code."""
-    args = parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="keel-bench-sweep-"))
-    try:
-        met = bench(args, root)
-    except BenchError as exc:
-        hint = "" if args.keep else "\n(run again with --keep to inspect the project)"
-        print(f"\nerror: {exc}{hint}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"project kept in {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    return 1 if args.check and not met else 0
+    return run_in_temp_folder(parse_args(argv), bench, prefix="keel-bench-sweep-")
 
 
 if __name__ == "__main__":
